@@ -1,0 +1,75 @@
+"""tf.data pipelines that run NumPy/OpenCV example functions and feed JAX NumPy batches.
+
+TensorFlow is imported here only, lazily, and configured so it neither grabs an accelerator nor spawns a
+thread pool per core next to XLA's. Inference, evaluation and benchmarks never import this module.
+
+Determinism: example ``i`` is always ``make_example(i)``; a process's batch for step ``s`` holds the global
+indices ``s * global_batch + process_index * local_batch + k``, so a resumed run (or one with a different
+device count) sees exactly the same data at every step.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable, Iterator
+
+import numpy as np
+
+_MAX_STEPS = 2**40
+
+
+@functools.cache
+def import_tensorflow(threads: int = 1):
+    try:
+        import tensorflow as tf
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "training input pipelines need TensorFlow (tensorflow-cpu); install requirements.txt"
+        ) from e
+    tf.config.set_visible_devices([], "GPU")
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    return tf
+
+
+def indexed_batches(
+    make_example: Callable[[int], dict],
+    signature: dict[str, tuple[tuple[int, ...], np.dtype]],
+    *,
+    first_step: int,
+    global_batch: int,
+    process_index: int,
+    process_count: int,
+    threads: int = 2,
+    prefetch: int = 2,
+) -> Iterator[dict]:
+    """Yields this process's local batches, ``{name: (local_batch, *shape) array}``, from step ``first_step`` on.
+
+    ``make_example(index) -> {name: array}`` is any deterministic NumPy/OpenCV function of the global
+    example index; ``signature`` gives each output's shape and dtype.
+    """
+    tf = import_tensorflow()
+    if global_batch % process_count:
+        raise ValueError(f"global batch {global_batch} is not divisible by {process_count} processes")
+    local_batch = global_batch // process_count
+    names = sorted(signature)
+    dtypes = [tf.as_dtype(signature[n][1]) for n in names]
+
+    def numpy_example(index):
+        example = make_example(int(index))
+        return tuple(np.asarray(example[n], dtype=signature[n][1]) for n in names)
+
+    def tf_example(index):
+        values = tf.numpy_function(numpy_example, [index], dtypes, stateful=False)
+        return {n: tf.ensure_shape(v, signature[n][0]) for n, v in zip(names, values)}
+
+    offset = process_index * local_batch
+    ds = tf.data.Dataset.range(first_step, _MAX_STEPS)
+    ds = ds.map(lambda step: step * global_batch + offset + tf.range(local_batch, dtype=tf.int64)).unbatch()
+    ds = ds.map(tf_example, num_parallel_calls=threads, deterministic=True)
+    ds = ds.batch(local_batch, drop_remainder=True).prefetch(prefetch)
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = threads
+    options.threading.max_intra_op_parallelism = 1
+    options.deterministic = True
+    return ds.with_options(options).as_numpy_iterator()

@@ -1,0 +1,6 @@
+"""Dense contrastive feature learning on synthetic homography pairs: the Foundation's end-to-end task.
+
+A ResNet trunk learns features such that each cell of view A picks out, among all cells of view B, the one
+its known homography maps it to. It exercises every part of the harness (tf.data synthesis, BatchNorm
+state, sharded steps, Orbax resume, evals) on the embedded scikit-image photographs, with no downloads.
+"""
