@@ -1,0 +1,7 @@
+"""Checkpoint families. Importing this package registers every family in ``core.FAMILIES``.
+
+To add a family: write ``families/<name>.py`` that builds a ``core.Family`` and calls ``core.register``,
+then import it below.
+"""
+
+from artdup_jax.convert.families import resnet  # noqa: F401

@@ -1,0 +1,97 @@
+"""Blur-pool (anti-aliased downsampling) and RANSAC-Flow's anti-aliased ResNet-18-like trunk.
+
+See ransac_flow.md §2.2. Submodule names mirror the PyTorch keys (``layer2.0.downsample.{0,1,2}`` ->
+``layer2_0/downsample_{blur,conv,bn}``; the stem's blur is ``maxpool.1``, which has no parameters).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from artdup_jax.nn.resnet import batch_norm, conv
+
+_BINOMIAL_3 = np.array([1.0, 2.0, 1.0])
+BLUR_FILTER_3X3 = np.outer(_BINOMIAL_3, _BINOMIAL_3) / 16.0  # (3, 3), sums to 1
+
+
+class BlurPool(nn.Module):
+    """Fixed depthwise 3x3 binomial blur, stride 2, reflect padding 1 on every side. No parameters.
+
+    (B, H, W, C) -> (B, floor((H - 1) / 2) + 1, floor((W - 1) / 2) + 1, C).
+    """
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        channels = x.shape[-1]
+        x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+        kernel = jnp.broadcast_to(jnp.asarray(BLUR_FILTER_3X3, x.dtype)[:, :, None, None], (3, 3, 1, channels))
+        return jax.lax.conv_general_dilated(
+            x,
+            kernel,
+            window_strides=(2, 2),
+            padding="VALID",
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            feature_group_count=channels,
+        )
+
+
+class AntiAliasedBasicBlock(nn.Module):
+    """BasicBlock whose projection shortcut is BlurPool(stride 2) -> 1x1 conv -> BN.
+
+    The main path keeps a plain 3x3 stride-2 conv (as in the released RANSAC-Flow weights).
+    """
+
+    features: int
+    strides: int = 1
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
+        if self.strides not in (1, 2):
+            raise ValueError(f"strides must be 1 or 2, got {self.strides}")
+        shortcut = x
+        y = conv(self.features, 3, self.strides, name="conv1", dtype=self.dtype)(x)
+        y = nn.relu(batch_norm(train, name="bn1", dtype=self.dtype)(y))
+        y = conv(self.features, 3, name="conv2", dtype=self.dtype)(y)
+        y = batch_norm(train, name="bn2", dtype=self.dtype)(y)
+        if self.strides != 1 or x.shape[-1] != self.features:
+            if self.strides == 2:
+                shortcut = BlurPool(name="downsample_blur")(shortcut)
+            shortcut = conv(self.features, 1, name="downsample_conv", dtype=self.dtype)(shortcut)
+            shortcut = batch_norm(train, name="downsample_bn", dtype=self.dtype)(shortcut)
+        return nn.relu(y + shortcut)
+
+
+class AntiAliasedTrunk(nn.Module):
+    """RANSAC-Flow fine-network feature extractor (``netFeatCoarse``), ransac_flow.md §2.2.
+
+    conv1 3x3/1 -> bn1 -> ReLU -> maxpool 2x2/1 (no pad) -> BlurPool -> layer1 (64) -> layer2 (128, /2)
+    -> layer3 (256, /2). 2 775 104 parameters.
+
+    Input:  (B, H, W, 3), normalised by the caller.
+    Output: (B, h, w, 256), non-negative, stride 8; h = H/8 when 8 divides H
+            (H -> H-1 -> floor((H-2)/2)+1 -> floor((.-1)/2)+1 -> floor((.-1)/2)+1).
+    """
+
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
+        x = conv(64, 3, name="conv1", dtype=self.dtype)(x)
+        x = nn.relu(batch_norm(train, name="bn1", dtype=self.dtype)(x))
+        x = nn.max_pool(x, (2, 2), strides=(1, 1), padding="VALID")
+        x = BlurPool(name="maxpool_blur")(x)
+        for stage, features in enumerate((64, 128, 256), start=1):
+            for index in range(2):
+                x = AntiAliasedBasicBlock(
+                    features=features,
+                    strides=2 if stage > 1 and index == 0 else 1,
+                    dtype=self.dtype,
+                    name=f"layer{stage}_{index}",
+                )(x, train)
+        return x
