@@ -27,8 +27,8 @@ def init_variables(model, rng, config) -> dict:
     return dict(model.init(rng, jnp.zeros((1, size, size, 3), jnp.float32), train=False))
 
 
-def loss_fn(model, variables, batch, rng):
-    del rng  # the loss is deterministic given the batch
+def loss_fn(model, variables, batch, rng, config):
+    del rng, config  # the loss is deterministic given the batch
     both = jnp.concatenate([batch["image_a"], batch["image_b"]], axis=0)
     embeddings, updates = model.apply(variables, both, train=True, mutable=["batch_stats"])
     embedding_a, embedding_b = jnp.split(embeddings, 2, axis=0)

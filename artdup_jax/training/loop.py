@@ -17,12 +17,15 @@ import ml_collections
 from artdup_jax.training import checkpoints as checkpoints_lib
 from artdup_jax.training import mesh as mesh_lib
 from artdup_jax.training import metrics as metrics_lib
-from artdup_jax.training import optimizers, registry
+from artdup_jax.training import initialise, optimizers, registry
 from artdup_jax.training.state import TrainState
 
 
 def create_train_state(rng, config, task, model) -> TrainState:
     variables = task.init_variables(model, rng, config)
+    if config.get("init_from"):
+        loaded = initialise.load_initial_variables(config.init_from)
+        variables = initialise.replace_matching(dict(variables), loaded, source=config.init_from)
     return TrainState.create(
         params=variables["params"],
         batch_stats=variables.get("batch_stats", {}),
@@ -30,13 +33,13 @@ def create_train_state(rng, config, task, model) -> TrainState:
     )
 
 
-def make_train_step(task, model):
+def make_train_step(task, model, config):
     """A pure ``(state, batch, rng) -> (state, metrics)``; gradients averaged over the global batch."""
 
     def train_step(state: TrainState, batch: dict, step_rng):
         def loss_of(params):
             variables = {"params": params, "batch_stats": state.batch_stats}
-            return task.loss_fn(model, variables, batch, step_rng)
+            return task.loss_fn(model, variables, batch, step_rng, config)
 
         (loss, (metrics, batch_stats)), grads = jax.value_and_grad(loss_of, has_aux=True)(state.params)
         metrics = dict(metrics, loss=loss, grad_norm=_global_norm(grads))
@@ -76,7 +79,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
         _log(is_main, f"resumed from checkpoint at step {first_step}")
 
     step_fn = jax.jit(
-        make_train_step(task, model),
+        make_train_step(task, model, config),
         in_shardings=(mesh_lib.replicated(mesh), mesh_lib.batch_sharded(mesh), mesh_lib.replicated(mesh)),
         out_shardings=(mesh_lib.replicated(mesh), mesh_lib.replicated(mesh)),
         donate_argnums=(0,),
@@ -86,7 +89,10 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
         config, first_step=first_step, process_index=jax.process_index(), process_count=jax.process_count()
     )
     progress = _progress_bar(first_step, config.total_steps, enabled=is_main)
-    eval_metrics, last_metrics = {}, {}
+    eval_metrics, last_metrics, initial_eval = {}, {}, {}
+    if task.evaluate and config.eval_every and first_step == 0:
+        initial_eval = task.evaluate(model, jax.device_get(state.variables), config)
+        writer.write(0, initial_eval, split="eval")
     step = first_step
     tick, tick_step = time.time(), first_step
     for step in range(first_step + 1, config.total_steps + 1):
@@ -119,6 +125,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
         "processes": jax.process_count(),
         "wall_seconds": round(time.time() - started, 2),
         "final_train_metrics": {k: float(v) for k, v in last_metrics.items()},
+        "initial_eval_metrics": initial_eval,
         "final_eval_metrics": {k: float(v) for k, v in eval_metrics.items()},
         "checkpoint_dir": ckpt.directory,
     }

@@ -37,4 +37,18 @@ def build_optimizer(config) -> optax.GradientTransformation:
         tx = optax.chain(optax.add_decayed_weights(opt.weight_decay), tx)
     if opt.get("clip_norm"):
         tx = optax.chain(optax.clip_by_global_norm(opt.clip_norm), tx)
+    if opt.get("trainable"):
+        tx = _only_train(tx, tuple(opt.trainable))
     return tx
+
+
+def _only_train(tx, trainable: tuple[str, ...]) -> optax.GradientTransformation:
+    """Updates only the top-level parameter groups named in ``trainable``; the others stay fixed."""
+
+    def labels(params):
+        unknown = set(trainable) - set(params)
+        if unknown:
+            raise ValueError(f"optimizer.trainable names {sorted(unknown)}, not among {sorted(params)}")
+        return {name: ("train" if name in trainable else "frozen") for name in params}
+
+    return optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)

@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterator
 
 TASK_MODULES = {
     "dense_contrast": "artdup_jax.dense_contrast.task",
+    "ransac_flow": "artdup_jax.ransac_flow.task",
 }
 
 
@@ -21,7 +22,8 @@ class Task:
 
     create_model(config) -> flax.linen.Module
     init_variables(model, rng, config) -> {"params": ..., "batch_stats": ...}
-    loss_fn(model, variables, batch, rng) -> (loss, (metrics dict, new batch_stats)); pure, jit-able.
+    loss_fn(model, variables, batch, rng, config) -> (loss, (metrics dict, new batch_stats)); pure and
+        jit-able (config is static).
     input_pipeline(config, *, first_step, process_index, process_count) -> iterator of local NumPy batches
         for steps first_step, first_step + 1, ...; batch k must not depend on where the run started.
     evaluate(model, variables, config) -> dict of scalars (optional), run every ``config.eval_every`` steps.

@@ -5,3 +5,4 @@ then import it below.
 """
 
 from artdup_jax.convert.families import resnet  # noqa: F401
+from artdup_jax.convert.families import ransac_flow  # noqa: F401

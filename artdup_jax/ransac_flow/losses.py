@@ -1,0 +1,101 @@
+"""RANSAC-Flow's unsupervised training losses (ransac_flow.md §3.4), as pure functions of NHWC arrays.
+
+Conventions: images (B, H, W, 3) in [0, 1]; grids/flows (B, H, W, 2) normalised [-1, 1], AC, x first;
+masks (B, H, W, 1). Border handling follows the official code: zero padding for every window.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+SSIM_WINDOW = 11
+SSIM_SIGMA = 1.5
+SSIM_C1 = 0.01**2
+SSIM_C2 = 0.03**2
+
+
+@functools.cache
+def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> np.ndarray:
+    """(size, size) outer product of the normalised 1-D Gaussian."""
+    x = np.arange(size, dtype=np.float64) - size // 2
+    g = np.exp(-(x**2) / (2 * sigma**2))
+    g /= g.sum()
+    return np.outer(g, g).astype(np.float32)
+
+
+def _depthwise(x, window: np.ndarray):
+    """Same-size 2-D correlation of every channel with a separable ``(k, k)`` window, zero padding.
+
+    x (B, H, W, C). The window is applied as a column pass then a row pass, each a weighted sum of k shifted
+    copies: equal to the depthwise 2-D filter, and far cheaper to differentiate on CPU than a grouped conv.
+    """
+    k = window.shape[0]
+    taps = np.sqrt(np.diag(window)).astype(np.float32)  # window = outer(taps, taps)
+    if not np.allclose(np.outer(taps, taps), window, rtol=1e-5, atol=1e-8):
+        raise ValueError("window is not a symmetric separable outer product")
+    pad = k // 2
+    for axis in (1, 2):
+        size = x.shape[axis]
+        widths = [(0, 0)] * x.ndim
+        widths[axis] = (pad, pad)
+        padded = jnp.pad(x, widths)
+        x = sum(float(w) * jax.lax.slice_in_dim(padded, i, i + size, axis=axis) for i, w in enumerate(taps))
+    return x
+
+
+def ssim_map(x, y):
+    """Per-pixel, per-channel SSIM with the official 11×11 σ=1.5 window and zero padding. (B, H, W, C)."""
+    w = gaussian_window()
+    mu_x, mu_y = _depthwise(x, w), _depthwise(y, w)
+    var_x = _depthwise(x * x, w) - mu_x**2
+    var_y = _depthwise(y * y, w) - mu_y**2
+    cov = _depthwise(x * y, w) - mu_x * mu_y
+    numerator = (2 * mu_x * mu_y + SSIM_C1) * (2 * cov + SSIM_C2)
+    denominator = (mu_x**2 + mu_y**2 + SSIM_C1) * (var_x + var_y + SSIM_C2)
+    return numerator / denominator
+
+
+def ssim_weight(mask):
+    """The binarised weight map M̃: box-filter the mask, +1e-7, threshold > 0.5, +1e-7. (B, H, W, 1), no gradient."""
+    box = np.full((SSIM_WINDOW, SSIM_WINDOW), 1.0 / SSIM_WINDOW**2, np.float32)
+    smoothed = _depthwise(jax.lax.stop_gradient(mask), box) + 1e-7
+    return (smoothed > 0.5).astype(mask.dtype) + 1e-7
+
+
+def reconstruction_loss(warped, target, mask):
+    """L_rec = Σ (1 − SSIM)·M̃ / (3 Σ M̃): warped (B, H, W, 3) vs target, mask (B, H, W, 1)."""
+    weight = ssim_weight(mask)
+    return jnp.sum((1.0 - ssim_map(warped, target)) * weight) / (3.0 * jnp.sum(weight))
+
+
+def cycle_loss(cycle_grid, identity, weight):
+    """L_cyc = Σ e·w / (Σ w + 0.001), e = ½(|Cx − gx| + |Cy − gy|). Grids (B, H, W, 2), weight (B, H, W, 1)."""
+    error = 0.5 * jnp.sum(jnp.abs(cycle_grid - identity), axis=-1, keepdims=True)
+    return jnp.sum(error * weight) / (jnp.sum(weight) + 0.001)
+
+
+def matchability_loss(cycle_matchability, margin):
+    """L_match = Σ |1 − mc|·Mg / (Σ Mg + 0.001). Both (B, H, W, 1)."""
+    return jnp.sum(jnp.abs(1.0 - cycle_matchability) * margin) / (jnp.sum(margin) + 0.001)
+
+
+def flow_gradient(residual):
+    """‖Δ(p + (1, 1)) − Δ(p)‖₂, the diagonal difference of an upsampled residual (B, H, W, 2) → (B, H−1, W−1, 1)."""
+    diff = residual[:, 1:, 1:] - residual[:, :-1, :-1]
+    return jnp.sqrt(jnp.sum(diff**2, axis=-1, keepdims=True))
+
+
+def gradient_loss(residual, cycle_matchability, margin):
+    """L_grad = Σ ∇·(1 − mc)·Mg / (Σ (1 − mc)·Mg + 0.001) over the top-left (H−1)×(W−1) region."""
+    weight = ((1.0 - cycle_matchability) * margin)[:, :-1, :-1]
+    return jnp.sum(flow_gradient(residual) * weight) / (jnp.sum(weight) + 0.001)
+
+
+def margin_mask(batch: int, size: int, margin: int, dtype=jnp.float32):
+    """Mg: 1 on the central (size − 2·margin)² pixels, 0 elsewhere. (B, size, size, 1)."""
+    inside = jnp.zeros((size, size), dtype).at[margin:size - margin, margin:size - margin].set(1.0)
+    return jnp.broadcast_to(inside[None, :, :, None], (batch, size, size, 1))
