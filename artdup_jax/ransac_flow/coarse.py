@@ -1,0 +1,194 @@
+"""Coarse stage: one homography from multi-scale deep-feature matches (ransac_flow.md §1).
+
+Source at several scales, target at one; ResNet-50 ``layer3`` features, L2-normalised; mutual nearest
+neighbours over all source scales at once; RANSAC-Flow's RANSAC (unnormalised DLT, tolerance in
+normalised units) on pixel-centre (PC) coordinates. The result maps **target-normalised to
+source-normalised coordinates** and is applied on the AC grid (the spec's deliberate inconsistency).
+
+Also a SIFT alternative (``sift_homography``) that needs no network weights, with our RANSAC in pixels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from PIL import Image
+
+from artdup_jax.geometry import matching, ransac
+from artdup_jax.geometry.homography import pixel_to_normalised_homography
+from artdup_jax.geometry.sampling import cell_centres  # noqa: F401 (re-exported for callers)
+from artdup_jax.nn.normalise import imagenet_normalise
+from artdup_jax.nn.resnet import resnet50
+from artdup_jax.ransac_flow.fine import l2_normalise
+
+FEATURE_STRIDE = 16
+
+
+@dataclasses.dataclass(frozen=True)
+class CoarseConfig:
+    """Defaults: the HPatches/MegaDepth evaluation row of §1.7 (10 000 iterations as MegaDepth)."""
+
+    size: int = 480  # the resize rule's target side
+    rule: str = "shorter"  # "shorter" (evaluation scripts) or "longer" (quick start / demo)
+    num_scales: int = 7
+    scale_ratio: float = 2.0
+    iterations: int = 10_000
+    tolerance: float = 0.05  # normalised units
+    mask_mode: str = "after"
+    seed: int = 0
+
+
+QUICK_START = CoarseConfig(size=400, rule="longer", num_scales=7, scale_ratio=1.2, mask_mode="before")
+
+
+def scale_list(num_scales: int, scale_ratio: float) -> list[float]:
+    """``linspace(r, 1, n//2+1) ++ linspace(1, 1/r, n//2+1)[1:]``; the middle entry is 1."""
+    if num_scales == 1:
+        return [1.0]
+    half = num_scales // 2 + 1
+    return list(np.linspace(scale_ratio, 1, half)) + list(np.linspace(1, 1 / scale_ratio, half)[1:])
+
+
+def resized_size(width: int, height: int, size: int, rule: str) -> tuple[int, int]:
+    """(width, height) after scaling the shorter (or longer) side to ``size`` and flooring each to 16."""
+    reference = min(width, height) if rule == "shorter" else max(width, height)
+    ratio = reference / size
+    new_w = int(round(width / ratio)) // 16 * 16
+    new_h = int(round(height / ratio)) // 16 * 16
+    if new_w < 16 or new_h < 16:
+        raise ValueError(f"image of {width}x{height} is too small for a {size}-pixel {rule}-side resize")
+    return new_w, new_h
+
+
+def resize_image(image: np.ndarray, size: int, rule: str) -> np.ndarray:
+    """(H, W, 3) float32 in [0, 1] → resized with PIL LANCZOS per the rule (as the official code)."""
+    pil = Image.fromarray(np.clip(np.round(image * 255), 0, 255).astype(np.uint8))
+    resized = pil.resize(resized_size(pil.width, pil.height, size, rule), Image.LANCZOS)
+    return np.asarray(resized, np.float32) / 255.0
+
+
+@jax.jit
+def backbone_features(variables: dict, images: jnp.ndarray) -> jnp.ndarray:
+    """(B, H, W, 3) in [0, 1] → L2-normalised ResNet-50 layer3 features (B, H/16, W/16, 1024)."""
+    raw = resnet50(last_stage="layer3").apply(variables, imagenet_normalise(images), train=False)
+    return l2_normalise(raw)
+
+
+def _flatten_with_coordinates(features: jnp.ndarray):
+    """(1, h, w, C) → (h·w, C) features and (h·w, 2) PC coordinates (x first)."""
+    _, h, w, c = features.shape
+    return features.reshape(h * w, c), cell_centres(h, w).reshape(h * w, 2)
+
+
+@dataclasses.dataclass
+class CoarseFeatures:
+    """Everything the coarse stage needs about a pair, computed once (several homographies reuse it)."""
+
+    source: jnp.ndarray  # (Ns, 1024), all scales concatenated
+    source_xy: jnp.ndarray  # (Ns, 2) PC coordinates in each scale's own frame
+    target: jnp.ndarray  # (Nt, 1024)
+    target_xy: jnp.ndarray  # (Nt, 2)
+    target_cells_hw: tuple[int, int]
+    source_image: np.ndarray  # (H, W, 3) the scale-1 source (the one warped and refined)
+    target_image: np.ndarray  # (H, W, 3)
+
+
+def extract(variables: dict, source: np.ndarray, target: np.ndarray, config: CoarseConfig) -> CoarseFeatures:
+    """Resizes per ``config`` and computes the source pyramid's and the target's features."""
+    target_image = resize_image(target, config.size, config.rule)
+    source_images = [resize_image(source, int(config.size * s), config.rule)
+                     for s in scale_list(config.num_scales, config.scale_ratio)]
+    flat = [_flatten_with_coordinates(backbone_features(variables, im[None])) for im in source_images]
+    target_features = backbone_features(variables, target_image[None])
+    target_flat, target_xy = _flatten_with_coordinates(target_features)
+    return CoarseFeatures(
+        source=jnp.concatenate([f for f, _ in flat]), source_xy=jnp.concatenate([xy for _, xy in flat]),
+        target=target_flat, target_xy=target_xy, target_cells_hw=tuple(target_features.shape[1:3]),
+        source_image=source_images[len(source_images) // 2], target_image=target_image)
+
+
+@functools.partial(jax.jit, static_argnames=("iterations", "mask_mode"))
+def _match_and_fit(key, source, source_xy, target, target_xy, excluded_target, *, iterations, tolerance,
+                   mask_mode):
+    matches = matching.mutual_nearest_neighbours(source, target, excluded_b=excluded_target,
+                                                 mask_mode=mask_mode)
+    hypotheses = jax.random.randint(key, (iterations, 4), 0, jnp.maximum(matches.count, 1))
+    result = ransac.official_ransac_flow_ransac(
+        target_xy[matches.index_b], source_xy[matches.index_a], hypotheses, tolerance, matches.valid)
+    return result, matches
+
+
+@dataclasses.dataclass
+class CoarseHomography:
+    matrix: np.ndarray | None  # (3, 3) target-normalised → source-normalised, or None (no homography)
+    num_inliers: int
+    num_matches: int
+
+
+def coarse_homography(features: CoarseFeatures, config: CoarseConfig,
+                      excluded_target_cells: np.ndarray | None = None, *, seed: int | None = None) -> CoarseHomography:
+    """One RANSAC homography; ``excluded_target_cells`` (h_t, w_t) bool masks already-explained cells."""
+    h, w = features.target_cells_hw
+    excluded = (np.zeros((h * w,), bool) if excluded_target_cells is None
+                else np.asarray(excluded_target_cells, bool).reshape(h * w))
+    key = jax.random.key(config.seed if seed is None else seed)
+    result, matches = _match_and_fit(key, features.source, features.source_xy, features.target,
+                                     features.target_xy, excluded, iterations=config.iterations,
+                                     tolerance=config.tolerance, mask_mode=config.mask_mode)
+    found = bool(result.found)
+    return CoarseHomography(matrix=np.asarray(result.M, np.float64) if found else None,
+                            num_inliers=int(result.num_inliers), num_matches=int(matches.count))
+
+
+def sift_homography(source: np.ndarray, target: np.ndarray, *, ratio: float = 0.8, threshold_px: float = 3.0,
+                    iterations: int = 10_000, seed: int = 0, min_inliers: int = 15) -> CoarseHomography:
+    """A homography from OpenCV SIFT matches (Lowe ratio test) and our RANSAC, for when no weights exist.
+
+    source, target: (H, W, 3) float32 in [0, 1]. Returned in the same convention as the deep coarse stage
+    (target-normalised → source-normalised, AC), so it plugs into ``refine`` unchanged. Fewer than
+    ``min_inliers`` inliers, or a homography that folds or collapses the target frame, counts as no
+    homography: SIFT on differently painted copies often yields a handful of chance inliers.
+    """
+    import cv2
+
+    def keypoints(image):
+        grey = cv2.cvtColor(np.clip(image * 255, 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
+        return cv2.SIFT_create().detectAndCompute(grey, None)
+
+    (kp_s, desc_s), (kp_t, desc_t) = keypoints(source), keypoints(target)
+    if desc_s is None or desc_t is None or len(kp_s) < 4 or len(kp_t) < 4:
+        return CoarseHomography(None, 0, 0)
+    pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(desc_t, desc_s, k=2)
+    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < ratio * p[1].distance]
+    if len(good) < 4:
+        return CoarseHomography(None, 0, len(good))
+    target_px = np.float32([kp_t[m.queryIdx].pt for m in good])
+    source_px = np.float32([kp_s[m.trainIdx].pt for m in good])
+    H_pixels, inliers = ransac.find_homography(target_px, source_px, threshold=threshold_px,
+                                               iterations=iterations, seed=seed)
+    if H_pixels is None or inliers.sum() < min_inliers or not _plausible(H_pixels, target.shape[:2], source.shape[:2]):
+        return CoarseHomography(None, int(inliers.sum()), len(good))
+    H = pixel_to_normalised_homography(jnp.asarray(H_pixels, jnp.float32), target.shape[:2], source.shape[:2],
+                                       align_corners=True)
+    return CoarseHomography(np.asarray(H, np.float64), int(inliers.sum()), len(good))
+
+
+def _plausible(H_pixels: np.ndarray, target_hw, source_hw, max_area_ratio: float = 16.0) -> bool:
+    """The target frame maps to a convex, same-orientation quadrilateral of reasonable area in the source."""
+    h, w = target_hw
+    corners = np.array([[0, 0, 1], [w - 1, 0, 1], [w - 1, h - 1, 1], [0, h - 1, 1]], np.float64)
+    mapped = corners @ np.asarray(H_pixels, np.float64).T
+    if np.any(mapped[:, 2] <= 0):
+        return False
+    quad = mapped[:, :2] / mapped[:, 2:]
+    edges = np.roll(quad, -1, axis=0) - quad
+    turns = edges[:, 0] * np.roll(edges, -1, axis=0)[:, 1] - edges[:, 1] * np.roll(edges, -1, axis=0)[:, 0]
+    if not (np.all(turns > 0) or np.all(turns < 0)):
+        return False
+    area = 0.5 * abs(np.sum(quad[:, 0] * np.roll(quad[:, 1], -1) - np.roll(quad[:, 0], -1) * quad[:, 1]))
+    reference = source_hw[0] * source_hw[1]
+    return reference / max_area_ratio < area < reference * max_area_ratio
