@@ -11,6 +11,7 @@ device count) sees exactly the same data at every step.
 from __future__ import annotations
 
 import functools
+import os
 from typing import Callable, Iterator
 
 import numpy as np
@@ -20,6 +21,7 @@ _MAX_STEPS = 2**40
 
 @functools.cache
 def import_tensorflow(threads: int = 1):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter off the console
     try:
         import tensorflow as tf
     except ImportError as e:  # pragma: no cover - depends on the environment
