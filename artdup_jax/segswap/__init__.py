@@ -1,0 +1,52 @@
+"""SegSwap (Shen et al., CVPR-W 2022): co-segmentation by segment swapping (segswap.md).
+
+  variables = convert.load_torch_checkpoint("segswap", "hard_mining_neg5.pth")   # or init_segswap(rng)
+  predict(variables, source, target) -> {"source", "target", "features_source", "features_target"}
+  score_against_collection(variables, query, collection) -> {"score", "location"}
+
+Files: ``position.py`` (sine position encoding), ``transformer.py`` (the I/C encoder layers and the
+x / y / mask head), ``model.py`` (frozen ResNet-50 layer3 backbone + transformer, the public forward
+functions), ``masks.py`` (sampling maps at predicted correspondences: transported and cycle-consistent
+masks), ``score.py`` (the pair score and batched collection scoring).
+"""
+
+from artdup_jax.segswap.masks import cycle_consistent_masks, joint_mask, sample_at, transported_mask
+from artdup_jax.segswap.model import (
+    SegSwap,
+    extract_features,
+    init_segswap,
+    l2_normalise,
+    predict,
+    predict_from_features,
+)
+from artdup_jax.segswap.position import sine_position_encoding
+from artdup_jax.segswap.score import (
+    collection_features,
+    pair_score,
+    pair_scores,
+    score_against_collection,
+    target_cells,
+)
+from artdup_jax.segswap.transformer import SMALL, CoSegmentationTransformer, TransformerConfig
+
+__all__ = [
+    "SMALL",
+    "CoSegmentationTransformer",
+    "SegSwap",
+    "TransformerConfig",
+    "collection_features",
+    "cycle_consistent_masks",
+    "extract_features",
+    "init_segswap",
+    "joint_mask",
+    "l2_normalise",
+    "pair_score",
+    "pair_scores",
+    "predict",
+    "predict_from_features",
+    "sample_at",
+    "score_against_collection",
+    "sine_position_encoding",
+    "target_cells",
+    "transported_mask",
+]
