@@ -28,14 +28,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     if variant == "smoke":
         config.input.image_size = 64
-        config.batch_size = 8
-        config.total_steps = 60
-        config.optimizer.learning_rate = 1e-3 * config.batch_size / 32 * 2
+        config.batch_size = 16
+        config.total_steps = 300
+        config.optimizer.learning_rate = 1e-3  # twice the linear scaling rule: a short run
         config.optimizer.warmup_steps = 5
-        config.log_every = 5
-        config.eval_every = 60
-        config.eval_pairs = 16
-        config.checkpoint_every = 20
+        config.log_every = 10
+        config.eval_every = 100
+        config.eval_pairs = 32
+        config.checkpoint_every = 100
         config.keep_checkpoints = 2
     elif variant == "tiny":
         config.model = dict(depth=18, last_stage="layer1", embed_dim=16)

@@ -191,6 +191,42 @@ def sift_ransac(args: argparse.Namespace) -> Method:
     return method
 
 
+@register_method("ransac-flow")
+def ransac_flow(args: argparse.Namespace) -> Method:
+    """RANSAC-Flow with one homography (the HPatches README's ``--maxCoarse 0``), §1.7 HPatches row.
+
+    Coarse: deep features when ``--coarse-checkpoint`` is given (ResNet-50 / MoCo), SIFT + our RANSAC
+    otherwise. Variants: ``ransac-flow-coarse`` (homography grid) and, with ``--checkpoint``,
+    ``ransac-flow-fine`` (fine flow composed with it). Grids are on the shorter-side-``--size`` target
+    lattice; the scorer resamples their offsets to 240×240 with align-corners interpolation (the official
+    result script upsamples the 1/8 flow with half-pixel interpolation: a sub-pixel difference).
+    """
+    from eval.align import load_weights
+    from artdup_jax.ransac_flow.align import align_pair
+    from artdup_jax.ransac_flow.coarse import CoarseConfig
+
+    coarse = "deep" if args.coarse_checkpoint else "sift"
+    coarse_variables = load_weights(args.coarse_checkpoint, args.coarse_family) if args.coarse_checkpoint else None
+    fine_variables = load_weights(args.checkpoint, "ransac_flow") if args.checkpoint else None
+    config = CoarseConfig(size=args.size, rule="shorter", num_scales=7, scale_ratio=2.0,
+                          iterations=int(args.iterations), seed=int(args.seed))
+
+    def method(source, target):
+        start = time.perf_counter()
+        try:
+            alignment = align_pair(source, target, coarse=coarse, coarse_variables=coarse_variables,
+                                   fine_variables=fine_variables, config=config, max_homographies=1)
+        except ValueError:
+            return [Prediction("ransac-flow-coarse", seconds=time.perf_counter() - start)]
+        seconds = time.perf_counter() - start
+        out = [Prediction("ransac-flow-coarse", grid=alignment.coarse_grid.astype(np.float32), seconds=seconds)]
+        if alignment.fine:
+            out.append(Prediction("ransac-flow-fine", grid=alignment.grid.astype(np.float32), seconds=seconds))
+        return out
+
+    return method
+
+
 # --------------------------------------------------------------------------------------------------
 # Scoring
 
@@ -461,6 +497,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ratio", type=float, default=0.8, help="SIFT ratio test")
     parser.add_argument("--sift-features", type=int, default=0, help="SIFT keypoints per image (0: all)")
+    parser.add_argument("--checkpoint", help="ransac-flow: fine network (.pth, converted dir or training workdir)")
+    parser.add_argument("--coarse-checkpoint", help="ransac-flow: ResNet-50 / MoCo weights (.pth or converted dir)")
+    parser.add_argument("--coarse-family", default="moco_resnet50", choices=("resnet50", "moco_resnet50"))
+    parser.add_argument("--size", type=int, default=480, help="ransac-flow: shorter side of the resized images")
     parser.add_argument("--quiet", action="store_true")
     return parser
 

@@ -3,7 +3,7 @@
 Override any field: ``--config.total_steps=100 --config.optimizer.learning_rate=1e-3``.
 """
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 from artdup_jax.training import mesh as mesh_lib
@@ -15,6 +15,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
     del argv
+    logging.set_verbosity(logging.WARNING)  # Orbax logs every save step at INFO
     mesh_lib.maybe_initialize_distributed()  # before any other JAX call
     from artdup_jax.training import loop
 

@@ -21,7 +21,15 @@ def create_model(config) -> FineNetwork:
 
 def init_variables(model, rng, config) -> dict:
     size = config.input.image_size
-    return dict(init_fine_network(rng, (size, size)))
+    variables = dict(init_fine_network(rng, (size, size)))
+    if config.get("zero_flow_head"):
+        # Uniform window probabilities, i.e. the identity flow, instead of §2.5's random initial flow. The
+        # SSIM loss's gradient only points the right way within a pixel or two of the true flow, so short
+        # runs must start at the identity; the official 200-epoch recipe keeps the spec's init.
+        flow = dict(variables["params"]["flow_decoder"])
+        flow["conv4"] = {"kernel": np.zeros_like(flow["conv4"]["kernel"])}
+        variables["params"] = {**variables["params"], "flow_decoder": flow}
+    return variables
 
 
 def loss_fn(model, variables, batch, rng, config):

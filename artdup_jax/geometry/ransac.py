@@ -1,0 +1,686 @@
+"""RANSAC for homographies and affine maps as one jit-compiled, vmapped program.
+
+Points are ``(..., N, 2)``, x first, in any Euclidean frame (pixels for the NumPy wrappers, as
+``cv2.findHomography``); ``threshold`` is a reprojection distance in the units of ``dst``. The returned
+``H`` maps src to dst (``dst ~ H src``). Match sets of different sizes share one static shape through a
+validity mask: invalid rows are never sampled, never counted and never refit on, so padding a set does
+not change its result.
+
+Two estimators live here:
+
+* :func:`ransac` (and the NumPy wrappers :func:`find_homography`, :func:`find_homographies`): minimal
+  samples of distinct valid matches, hypothesis ``i`` drawn from a counter-based hash of ``(key, i)`` (so the
+  draws do not depend on the chunking), fitted in closed form (4-point homography, 3-point affine) in
+  Hartley-normalised coordinates, degenerate samples rejected (collinear or repeated points, flipped
+  orientation, non-finite fits); hypotheses generated and scored against every match one chunk at a time
+  inside a ``while_loop`` (memory ``O(chunk * N)``), first maximum of the inlier count kept, optional
+  adaptive stopping; then an optional weighted least-squares refit on the inliers. Deterministic for a key.
+* :func:`official_ransac_flow_ransac`: RANSAC-Flow's routine (ransac_flow.md §1.4) on explicit hypothesis
+  index 4-tuples, for parity tests against the PyTorch port in ``baselines/torch``.
+
+Point transforms and scores are written elementwise (no ``@``) so that GPU matmuls cannot drop to TF32.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from artdup_jax.geometry.homography import (
+    _hartley_transform,
+    compose,
+    fit_homography_least_squares,
+    invert,
+    normalise_scale,
+)
+
+MODELS = {"homography": 4, "affine": 3}  # model name -> minimal sample size
+
+# Twice the signed triangle area below which a minimal sample counts as collinear (Hartley units: the
+# points' mean distance to their centroid is sqrt(2), so 1e-5 is ~1e-5 of a typical triangle).
+_MIN_AREA = 1e-5
+_MAX_REFIT_ROUNDS = 10  # refit rounds stop earlier once the inlier set is stable
+_GN_STEPS = 5
+
+
+class RansacResult(NamedTuple):
+    """Output of :func:`ransac`; leading ``(P,)`` dims when called on a batch of pairs.
+
+    H: ``(..., 3, 3)`` float32 mapping src to dst, ``H[2, 2] = 1``; the identity where ``found`` is False.
+    inliers: ``(..., N)`` bool, all False where ``found`` is False.
+    found: ``(...,)`` bool.
+    num_inliers: ``(...,)`` int32.
+    """
+
+    H: jax.Array
+    inliers: jax.Array
+    found: jax.Array
+    num_inliers: jax.Array
+
+
+# ----------------------------------------------------------------------------------------------------
+# Minimal samples and closed-form fits
+# ----------------------------------------------------------------------------------------------------
+
+
+def _fmix32(x):
+    """MurmurHash3's 32-bit finaliser: a bijective avalanche mix of ``uint32`` values."""
+    x = x ^ (x >> 16)
+    x = x * jnp.uint32(0x85EBCA6B)
+    x = x ^ (x >> 13)
+    x = x * jnp.uint32(0xC2B2AE35)
+    return x ^ (x >> 16)
+
+
+def _hash_uniform(key_bits, counter):
+    """Uniform [0, 1) float32, one per ``uint32`` counter, from a counter-based hash keyed by ``key_bits``.
+
+    RANSAC needs decorrelated draws, not cryptographic ones; this is ~10x cheaper than threefry on CPU and,
+    being a function of the global hypothesis number, lets any chunk be drawn on its own.
+    """
+    x = _fmix32(_fmix32(counter * jnp.uint32(0x9E3779B9) + key_bits[0]) ^ key_bits[1])
+    return (x >> 8).astype(jnp.float32) * jnp.float32(1.0 / (1 << 24))
+
+
+def _sorted_ascending(values):
+    """Sort a short list of arrays elementwise with min/max (a sorting network; at most 3 values here)."""
+    values = list(values)
+    for i in range(len(values)):
+        for j in range(len(values) - 1 - i):
+            lo, hi = jnp.minimum(values[j], values[j + 1]), jnp.maximum(values[j], values[j + 1])
+            values[j], values[j + 1] = lo, hi
+    return values
+
+
+def _sample_indices(key_bits, valid_rows, n_valid, first, size: int, k: int):
+    """Minimal samples ``first .. first + size - 1``: ``(size, k)`` int32 indices of distinct valid rows.
+
+    Each sample is uniform over ordered k-subsets of the valid rows: its j-th index is drawn among the
+    ``n_valid - j`` ranks not taken yet and shifted past the earlier picks. ``valid_rows`` lists the valid
+    rows first, so only the number of valid rows matters, not where they sit.
+    """
+    hypothesis = (first + jnp.arange(size, dtype=jnp.int32)).astype(jnp.uint32)
+    counter = hypothesis[:, None] * jnp.uint32(k) + jnp.arange(k, dtype=jnp.uint32)
+    remaining = jnp.maximum(n_valid - jnp.arange(k, dtype=jnp.int32), 1)
+    # floor(u * m): the bias from 24-bit u is ~m / 2^24, far below sampling noise.
+    draws = (_hash_uniform(key_bits, counter) * remaining.astype(jnp.float32)).astype(jnp.int32)
+    draws = jnp.minimum(draws, remaining - 1)
+    picks = [draws[:, 0]]
+    for j in range(1, k):
+        rank = draws[:, j]
+        for taken in _sorted_ascending(picks):
+            rank = rank + (rank >= taken)
+        picks.append(rank)
+    ranks = jnp.clip(jnp.stack(picks, -1), 0, valid_rows.shape[0] - 1)
+    return valid_rows[ranks]
+
+
+def _twice_area(p, i: int, j: int, l: int):
+    """Signed twice-area of the triangle ``(p_i, p_j, p_l)``; ``p`` is ``(..., k, 2)``."""
+    ax, ay = p[..., j, 0] - p[..., i, 0], p[..., j, 1] - p[..., i, 1]
+    bx, by = p[..., l, 0] - p[..., i, 0], p[..., l, 1] - p[..., i, 1]
+    return ax * by - ay * bx
+
+
+def _sample_is_usable(src, dst, model: str):
+    """``(...,)`` bool for minimal samples ``(..., k, 2)``.
+
+    Homography: no three of the four points collinear (repeated points included) in either image, and every
+    triangle keeps its orientation from src to dst, as OpenCV checks; a sample that mirrors some triangles
+    cannot come from a homography that is finite over the points, and the check also rejects reflections.
+    Affine: the three points are not collinear in either image (reflections are allowed).
+    """
+    triples = ((0, 1, 2), (0, 1, 3), (0, 2, 3), (1, 2, 3)) if model == "homography" else ((0, 1, 2),)
+    ok = jnp.ones(src.shape[:-2], bool)
+    for t in triples:
+        a_src, a_dst = _twice_area(src, *t), _twice_area(dst, *t)
+        ok &= (jnp.abs(a_src) > _MIN_AREA) & (jnp.abs(a_dst) > _MIN_AREA)
+        if model == "homography":
+            ok &= (a_src > 0) == (a_dst > 0)
+    return ok
+
+
+def _adjugate(m):
+    """Adjugate of ``(..., 3, 3)`` (the inverse times the determinant), elementwise."""
+    a, b, c = m[..., 0, 0], m[..., 0, 1], m[..., 0, 2]
+    d, e, f = m[..., 1, 0], m[..., 1, 1], m[..., 1, 2]
+    g, h, i = m[..., 2, 0], m[..., 2, 1], m[..., 2, 2]
+    return jnp.stack([
+        jnp.stack([e * i - f * h, c * h - b * i, b * f - c * e], -1),
+        jnp.stack([f * g - d * i, a * i - c * g, c * d - a * f], -1),
+        jnp.stack([d * h - e * g, b * g - a * h, a * e - b * d], -1),
+    ], -2)
+
+
+def _square_to_quad(p):
+    """``(..., 3, 3)`` homography (up to scale) from the unit square (0,0), (1,0), (1,1), (0,1) to ``p``.
+
+    The projective square-to-quadrilateral map (Heckbert 1989), multiplied through by its denominator so that
+    no division is needed; a degenerate quadrilateral gives a singular matrix rather than inf/NaN.
+    """
+    x0, x1, x2, x3 = (p[..., i, 0] for i in range(4))
+    y0, y1, y2, y3 = (p[..., i, 1] for i in range(4))
+    sx, sy = x0 - x1 + x2 - x3, y0 - y1 + y2 - y3
+    dx1, dx2, dy1, dy2 = x1 - x2, x3 - x2, y1 - y2, y3 - y2
+    den = dx1 * dy2 - dx2 * dy1
+    g = sx * dy2 - dx2 * sy
+    h = dx1 * sy - sx * dy1
+    return jnp.stack([
+        jnp.stack([(x1 - x0) * den + g * x1, (x3 - x0) * den + h * x3, x0 * den], -1),
+        jnp.stack([(y1 - y0) * den + g * y1, (y3 - y0) * den + h * y3, y0 * den], -1),
+        jnp.stack([g, h, den], -1),
+    ], -2)
+
+
+def _unit_frobenius(m):
+    norm = jnp.sqrt(jnp.sum(m * m, axis=(-2, -1), keepdims=True))
+    return m / jnp.where(norm > 0, norm, 1)
+
+
+def _minimal_homography(src, dst):
+    """Exact homography through 4 correspondences ``(..., 4, 2)``, unit Frobenius norm (closed form)."""
+    return _unit_frobenius(compose(_square_to_quad(dst), _adjugate(_square_to_quad(src))))
+
+
+def _affine_from_3x3(m23):
+    """Append the row (0, 0, 1) to ``(..., 2, 3)``."""
+    last = jnp.broadcast_to(jnp.asarray([0.0, 0.0, 1.0], m23.dtype), m23.shape[:-2] + (1, 3))
+    return jnp.concatenate([m23, last], axis=-2)
+
+
+def _minimal_affine(src, dst):
+    """Exact affine map through 3 correspondences ``(..., 3, 2)``: ``D S^-1`` with homogeneous columns."""
+    one = jnp.ones_like(src[..., 0])
+    s = jnp.stack([src[..., 0], src[..., 1], one], -2)  # (..., 3, 3): columns are (x, y, 1)
+    s_inv = invert(s)  # collinear samples give inf/NaN here and are rejected by the caller
+    d = jnp.stack([dst[..., 0], dst[..., 1]], -2)  # (..., 2, 3)
+    m23 = jnp.sum(d[..., :, :, None] * s_inv[..., None, :, :], axis=-2)
+    return _affine_from_3x3(m23)
+
+
+def _fit_affine_least_squares(src, dst, weights):
+    """Weighted least-squares affine map ``(3, 3)`` from ``(N, 2)`` correspondences (elementwise sums)."""
+    total = jnp.maximum(jnp.sum(weights), jnp.finfo(src.dtype).tiny)
+    mean_s = jnp.sum(weights[:, None] * src, 0) / total
+    mean_d = jnp.sum(weights[:, None] * dst, 0) / total
+    p, q = src - mean_s, dst - mean_d
+    w = weights[:, None, None]
+    cov_pp = jnp.sum(w * p[:, :, None] * p[:, None, :], 0)  # (2, 2)
+    cov_qp = jnp.sum(w * q[:, :, None] * p[:, None, :], 0)  # (2, 2)
+    det = cov_pp[0, 0] * cov_pp[1, 1] - cov_pp[0, 1] * cov_pp[1, 0]
+    inv_pp = jnp.stack([jnp.stack([cov_pp[1, 1], -cov_pp[0, 1]]),
+                        jnp.stack([-cov_pp[1, 0], cov_pp[0, 0]])]) / det
+    linear = jnp.sum(cov_qp[:, :, None] * inv_pp[None, :, :], axis=1)
+    translation = mean_d - jnp.sum(linear * mean_s[None, :], axis=1)
+    return _affine_from_3x3(jnp.concatenate([linear, translation[:, None]], axis=1))
+
+
+def _refine_homography_geometric(H, src, dst, weights, steps: int):
+    """Gauss-Newton on the weighted squared transfer error ``sum_i w_i |pi(H src_i) - dst_i|^2``.
+
+    Parameters are the 8 entries of ``H / H[2, 2]``; a step is taken only if it lowers the cost (so the
+    result is never worse than the input). The 8x8 normal equations are accumulated at
+    HIGHEST precision and solved with ``solve``.
+    """
+    H = normalise_scale(H)
+    x, y, X, Y = src[:, 0], src[:, 1], dst[:, 0], dst[:, 1]
+
+    def residuals(h):
+        z = h[6] * x + h[7] * y + 1.0
+        u = (h[0] * x + h[1] * y + h[2]) / z
+        v = (h[3] * x + h[4] * y + h[5]) / z
+        return u, v, z
+
+    def cost(h):
+        u, v, _ = residuals(h)
+        return jnp.sum(weights * ((u - X) ** 2 + (v - Y) ** 2))
+
+    def step(_, state):
+        h, c = state
+        u, v, z = residuals(h)
+        inv_z, zero = 1.0 / z, jnp.zeros_like(z)
+        ju = jnp.stack([x * inv_z, y * inv_z, inv_z, zero, zero, zero, -x * u * inv_z, -y * u * inv_z], -1)
+        jv = jnp.stack([zero, zero, zero, x * inv_z, y * inv_z, inv_z, -x * v * inv_z, -y * v * inv_z], -1)
+        w = weights[:, None]
+        hp = jax.lax.Precision.HIGHEST  # no TF32 on GPU
+        jtj = (jnp.einsum("ni,nj->ij", w * ju, ju, precision=hp)
+               + jnp.einsum("ni,nj->ij", w * jv, jv, precision=hp))
+        jtr = (jnp.einsum("ni,n->i", w * ju, u - X, precision=hp)
+               + jnp.einsum("ni,n->i", w * jv, v - Y, precision=hp))
+        damping = 1e-6 * jnp.trace(jtj) / 8
+        delta = jnp.linalg.solve(jtj + damping * jnp.eye(8, dtype=jtj.dtype), -jtr[:, None])[:, 0]
+        h_new = h + delta
+        c_new = cost(h_new)
+        better = jnp.isfinite(c_new) & (c_new < c)
+        return jnp.where(better, h_new, h), jnp.where(better, c_new, c)
+
+    h0 = H.reshape(9)[:8]
+    h, _ = jax.lax.fori_loop(0, steps, step, (h0, cost(h0)))
+    return jnp.concatenate([h, jnp.ones_like(h[:1])]).reshape(3, 3)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Scoring
+# ----------------------------------------------------------------------------------------------------
+
+
+def _inlier_matrix(H, src, dst, valid, threshold_sq, model: str):
+    """``(C, N)`` bool: match n is an inlier of hypothesis c (squared transfer error < threshold_sq).
+
+    H: ``(C, 3, 3)``; src, dst: ``(N, 2)``; valid: ``(N,)``. For a homography the test
+    ``|(u, v)/z - dst|^2 < t^2`` is evaluated as ``|(u, v) - z dst|^2 < t^2 z^2`` (no division; identical
+    for every z != 0, and z = 0 never passes).
+    """
+    h = H[:, :, :, None]  # (C, 3, 3, 1) broadcasts against (N,)
+    x, y = src[:, 0], src[:, 1]
+    u = h[:, 0, 0] * x + h[:, 0, 1] * y + h[:, 0, 2]
+    v = h[:, 1, 0] * x + h[:, 1, 1] * y + h[:, 1, 2]
+    if model == "homography":
+        z = h[:, 2, 0] * x + h[:, 2, 1] * y + h[:, 2, 2]
+        ex, ey = u - dst[:, 0] * z, v - dst[:, 1] * z
+        return (ex * ex + ey * ey < threshold_sq * (z * z)) & valid
+    ex, ey = u - dst[:, 0], v - dst[:, 1]
+    return (ex * ex + ey * ey < threshold_sq) & valid
+
+
+def _count_inliers(H, src, dst, valid, threshold_sq, model: str):
+    # A float sum vectorises better than an integer one on CPU; exact up to 2^24 matches.
+    inliers = _inlier_matrix(H, src, dst, valid, threshold_sq, model)
+    return jnp.sum(jnp.where(inliers, 1.0, 0.0), axis=-1).astype(jnp.int32)
+
+
+def _required_iterations(num_inliers, n_valid, k: int, confidence):
+    """Standard adaptive RANSAC stopping rule: samples needed to draw one all-inlier sample w.p. confidence.
+
+    ``confidence`` is traced; 0 disables the rule (infinitely many samples needed).
+    """
+    ratio = num_inliers.astype(jnp.float32) / jnp.maximum(n_valid, 1).astype(jnp.float32)
+    p_good = jnp.clip(ratio, 0.0, 1.0) ** k
+    num = jnp.log(jnp.maximum(1.0 - confidence, 1e-30))
+    den = jnp.log1p(-jnp.minimum(p_good, 1.0 - 1e-7))
+    return jnp.where((p_good > 0) & (confidence > 0), num / den, jnp.inf)
+
+
+def _best_hypothesis(make_hypotheses, iterations: int, src, dst, valid, threshold_sq, *, model, chunk,
+                     confidence, n_valid):
+    """First maximum of the inlier count over hypotheses ``0 .. iterations - 1``, a chunk at a time.
+
+    ``make_hypotheses(first, size)`` returns ``(size, 3, 3)`` matrices and a ``(size,)`` usable flag for
+    hypotheses ``first .. first + size - 1``; unusable ones score -1. Generating inside the loop keeps
+    memory at ``O(chunk * N)`` and lets the adaptive rule skip the generation of unused hypotheses.
+    With ``confidence`` > 0, stops after the chunk at which the adaptive rule is met.
+    Returns ``(H, count)``.
+    """
+    num_chunks = -(-iterations // chunk)
+    k = MODELS[model]
+
+    def body(state):
+        c, best_H, best_count = state
+        first = c * chunk
+        hyps, usable = make_hypotheses(first, chunk)
+        usable &= first + jnp.arange(chunk) < iterations  # the last chunk may overhang
+        counts = jnp.where(usable, _count_inliers(hyps, src, dst, valid, threshold_sq, model), -1)
+        i = jnp.argmax(counts)
+        better = counts[i] > best_count  # strict: earlier chunks win ties
+        return c + 1, jnp.where(better, hyps[i], best_H), jnp.where(better, counts[i], best_count)
+
+    def cond(state):
+        c, _, best_count = state
+        needed = _required_iterations(best_count, n_valid, k, confidence)
+        return (c < num_chunks) & ((c * chunk).astype(jnp.float32) < needed)
+
+    init = (jnp.int32(0), jnp.eye(3, dtype=src.dtype), jnp.int32(-1))
+    _, best_H, best_count = jax.lax.while_loop(cond, body, init)
+    return best_H, best_count
+
+
+# ----------------------------------------------------------------------------------------------------
+# RANSAC
+# ----------------------------------------------------------------------------------------------------
+
+
+def _ransac_single(key, src, dst, valid, threshold, confidence, *, iterations, model, refine, chunk):
+    k = MODELS[model]
+    dtype = jnp.float32
+    src, dst = jnp.asarray(src, dtype), jnp.asarray(dst, dtype)
+    finite = jnp.all(jnp.isfinite(src), -1) & jnp.all(jnp.isfinite(dst), -1)
+    valid = jnp.asarray(valid, bool) & finite
+    src = jnp.where(valid[:, None], src, 0)
+    dst = jnp.where(valid[:, None], dst, 0)
+    n_valid = jnp.sum(valid, dtype=jnp.int32)
+
+    # Work in Hartley-normalised coordinates: well-conditioned fits, and a similarity keeps distances
+    # proportional, so the dst threshold just scales.
+    t_src = _hartley_transform(src, valid.astype(dtype))
+    t_dst = _hartley_transform(dst, valid.astype(dtype))
+    src_n = src * t_src[0, 0] + t_src[:2, 2]
+    dst_n = dst * t_dst[0, 0] + t_dst[:2, 2]
+    threshold_sq = (jnp.asarray(threshold, dtype) * t_dst[0, 0]) ** 2
+
+    key_bits = jax.random.bits(key, (2,), jnp.uint32)
+    (valid_rows,) = jnp.nonzero(valid, size=valid.shape[0], fill_value=0)  # valid rows first, in order
+    minimal_fit = _minimal_homography if model == "homography" else _minimal_affine
+
+    def make_hypotheses(first, size):
+        idx = _sample_indices(key_bits, valid_rows, n_valid, first, size, k)
+        sample_src, sample_dst = src_n[idx], dst_n[idx]  # (size, k, 2)
+        hyps = minimal_fit(sample_src, sample_dst)
+        usable = (_sample_is_usable(sample_src, sample_dst, model)
+                  & jnp.all(jnp.isfinite(hyps), axis=(-2, -1)) & (n_valid >= k))
+        return hyps, usable
+
+    H, best_count = _best_hypothesis(
+        make_hypotheses, iterations, src_n, dst_n, valid, threshold_sq,
+        model=model, chunk=min(chunk, iterations), confidence=confidence, n_valid=n_valid)
+    inliers = _inlier_matrix(H[None], src_n, dst_n, valid, threshold_sq, model)[0]
+    count = jnp.sum(inliers, dtype=jnp.int32)
+
+    if refine:
+        fit = fit_homography_least_squares if model == "homography" else _fit_affine_least_squares
+
+        def refit(state):
+            # Least-squares fit on the current inliers, re-scored. The inlier count is a coarse criterion
+            # (a more accurate fit can lose a few borderline matches), so the fit is kept unless it loses
+            # over 10% of them.
+            rounds, H, inliers, count, _ = state
+            H_new = fit(src_n, dst_n, inliers.astype(dtype))
+            if model == "homography":
+                # The DLT refit minimises an algebraic error; polish the transfer error, as OpenCV's
+                # Levenberg-Marquardt step does.
+                H_new = _refine_homography_geometric(H_new, src_n, dst_n, inliers.astype(dtype), _GN_STEPS)
+            inliers_new = _inlier_matrix(H_new[None], src_n, dst_n, valid, threshold_sq, model)[0]
+            count_new = jnp.sum(inliers_new, dtype=jnp.int32)
+            take = jnp.all(jnp.isfinite(H_new)) & (10 * count_new >= 9 * count) & (count_new >= k)
+            # Go on while the inlier set changes: the last fit must be the fit of the returned inliers.
+            go_on = take & jnp.any(inliers_new != inliers)
+            return (rounds + 1, jnp.where(take, H_new, H), jnp.where(take, inliers_new, inliers),
+                    jnp.where(take, count_new, count), go_on)
+
+        def more(state):
+            rounds, *_, go_on = state
+            return go_on & (rounds < _MAX_REFIT_ROUNDS)
+
+        _, H, inliers, count, _ = jax.lax.while_loop(
+            more, refit, (jnp.int32(0), H, inliers, count, count >= k))
+
+    H = normalise_scale(compose(invert(t_dst), compose(H, t_src)))
+    found = (best_count >= k) & jnp.all(jnp.isfinite(H))
+    return RansacResult(
+        H=jnp.where(found, H, jnp.eye(3, dtype=dtype)),
+        inliers=inliers & found,
+        found=found,
+        num_inliers=jnp.where(found, count, 0),
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("iterations", "model", "refine", "chunk"))
+def _ransac_jit(key, src, dst, valid, threshold, confidence, *, iterations, model, refine, chunk):
+    run = functools.partial(_ransac_single, iterations=iterations, model=model, refine=refine, chunk=chunk)
+    if src.ndim == 2:
+        return run(key, src, dst, valid, threshold, confidence)
+    threshold_axis = 0 if jnp.ndim(threshold) == 1 else None
+    return jax.vmap(run, in_axes=(0, 0, 0, 0, threshold_axis, None))(key, src, dst, valid, threshold,
+                                                                      confidence)
+
+
+def ransac(key, src, dst, valid, *, threshold, iterations: int = 10000, model: str = "homography",
+           refine: bool = True, chunk: int = 256, confidence: float | None = None) -> RansacResult:
+    """RANSAC on one match set or a batch of padded match sets, as one jit-compiled XLA program.
+
+    Args:
+      key: a PRNG key (``jax.random.key`` or ``PRNGKey``); one key per pair (leading ``(P,)``) for a batch.
+        It seeds a counter-based hash that draws the minimal samples (see :func:`_hash_uniform`).
+      src, dst: ``(N, 2)`` or ``(P, N, 2)`` float, x first; ``H`` maps src to dst.
+      valid: ``(N,)`` or ``(P, N)`` bool; invalid rows (and rows with non-finite coordinates) are ignored.
+      threshold: inlier iff the transfer distance ``|dst - H(src)|`` is below it (units of dst). Scalar
+        or ``(P,)``.
+      iterations: number of minimal samples (static).
+      model: "homography" (4-point, orientation-preserving samples) or "affine" (3-point).
+      refine: refit on the inliers (weighted least squares: Hartley-normalised DLT then Gauss-Newton on the
+        transfer error for homographies, normal equations for affine maps), re-score, and keep the refit
+        unless it loses over 10% of the inliers; repeated until the inlier set is stable (at most 10 rounds).
+      chunk: hypotheses generated and scored per step; memory is ``O(chunk * N)`` (static).
+      confidence: None: score all ``iterations`` hypotheses (fixed budget). A float in (0, 1): stop after
+        the first chunk at which the standard adaptive rule ``log(1-confidence)/log(1-w^k)`` is met, as
+        OpenCV's RANSAC does (under vmap the batch runs until every pair has stopped). Traced, so both
+        modes share one compiled program.
+    Returns:
+      :class:`RansacResult` (leading ``(P,)`` for a batch). Fewer than the minimal number of usable matches,
+      or only degenerate samples, gives ``found=False``, the identity and no inliers, never NaN.
+    """
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {tuple(MODELS)}, got {model!r}")
+    if iterations < 1:
+        raise ValueError(f"iterations must be >= 1, got {iterations}")
+    if confidence is not None and not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be None or in (0, 1), got {confidence}")
+    return _ransac_jit(key, src, dst, valid, jnp.asarray(threshold, jnp.float32),
+                       jnp.float32(0.0 if confidence is None else confidence),
+                       iterations=iterations, model=model, refine=refine, chunk=chunk)
+
+
+# ----------------------------------------------------------------------------------------------------
+# NumPy wrappers (OpenCV-like)
+# ----------------------------------------------------------------------------------------------------
+
+_MIN_ROWS = 128
+
+
+def _padded_rows(n: int) -> int:
+    """Pad match sets to a power of two (>= 128): a few compiled shapes serve every N (padding is free of
+    effect on the result, and compiling costs seconds where scoring costs milliseconds)."""
+    return max(_MIN_ROWS, 1 << (n - 1).bit_length())
+
+
+def _as_points(xy, name):
+    xy = np.asarray(xy, np.float32)
+    if xy.ndim == 3 and xy.shape[1] == 1:  # OpenCV's (N, 1, 2)
+        xy = xy[:, 0]
+    if xy.ndim != 2 or xy.shape[-1] != 2:
+        raise ValueError(f"{name} must be (N, 2), got {xy.shape}")
+    return xy
+
+
+def find_homography(src_xy, dst_xy, *, threshold, iterations=10000, seed=0, refine=True,
+                    model="homography", confidence=None):
+    """``cv2.findHomography(src, dst, RANSAC, threshold)`` in JAX, for one match set.
+
+    Args:
+      src_xy, dst_xy: ``(N, 2)`` (or OpenCV's ``(N, 1, 2)``) pixel coordinates, x first.
+      threshold: reprojection threshold in dst pixels (inlier iff distance < threshold).
+      iterations, refine, model, confidence: see :func:`ransac`.
+      seed: int; the PRNG key is ``jax.random.key(seed)``.
+    Returns:
+      ``(H, inlier_mask)``: ``H`` ``(3, 3)`` float64 with ``H[2, 2] = 1`` mapping src to dst, or **None when no
+      model is found** (fewer than 4 (affine: 3) usable matches, degenerate configurations); ``inlier_mask``
+      ``(N,)`` bool (all False when ``H`` is None).
+    """
+    src, dst = _as_points(src_xy, "src_xy"), _as_points(dst_xy, "dst_xy")
+    if src.shape != dst.shape:
+        raise ValueError(f"src_xy and dst_xy differ in shape: {src.shape} vs {dst.shape}")
+    n = src.shape[0]
+    if n < MODELS.get(model, 0):
+        if model not in MODELS:
+            raise ValueError(f"model must be one of {tuple(MODELS)}, got {model!r}")
+        return None, np.zeros((n,), bool)
+    rows = _padded_rows(n)
+    pad = ((0, rows - n), (0, 0))
+    valid = np.arange(rows) < n
+    result = ransac(jax.random.key(seed), np.pad(src, pad), np.pad(dst, pad), valid,
+                    threshold=np.float32(threshold), iterations=iterations, model=model,
+                    refine=refine, confidence=confidence)
+    if not bool(result.found):
+        return None, np.zeros((n,), bool)
+    return np.asarray(result.H, np.float64), np.asarray(result.inliers)[:n]
+
+
+def find_homographies(src_xy, dst_xy, valid, *, threshold, iterations=10000, seed=0, refine=True,
+                      model="homography", confidence=None) -> RansacResult:
+    """Many padded match sets at once (one compiled call).
+
+    Args:
+      src_xy, dst_xy: ``(P, N, 2)`` pixel coordinates, x first.
+      valid: ``(P, N)`` bool, which rows are real matches.
+      threshold: scalar or ``(P,)``, dst pixels.
+      seed: int (every pair uses ``jax.random.key(seed)``, so pair p gives exactly what
+        :func:`find_homography` gives on its valid rows with the same seed) or a ``(P,)`` sequence of ints.
+      iterations, refine, model, confidence: see :func:`ransac`.
+    Returns:
+      :class:`RansacResult` of NumPy arrays: ``H`` ``(P, 3, 3)`` float64 (identity where not found),
+      ``inliers`` ``(P, N)`` bool, ``found`` ``(P,)`` bool, ``num_inliers`` ``(P,)`` int32. Unpacks as
+      ``H, inliers, found, num_inliers``.
+    """
+    src = np.asarray(src_xy, np.float32)
+    dst = np.asarray(dst_xy, np.float32)
+    valid = np.asarray(valid, bool)
+    if src.ndim != 3 or src.shape[-1] != 2 or src.shape != dst.shape or valid.shape != src.shape[:2]:
+        raise ValueError(f"expected (P, N, 2) points and (P, N) valid, got {src.shape}, {dst.shape}, "
+                         f"{valid.shape}")
+    num_pairs = src.shape[0]
+    seeds = np.broadcast_to(np.asarray(seed), (num_pairs,))
+    keys = jax.vmap(jax.random.key)(jnp.asarray(seeds, jnp.uint32))
+    threshold = np.asarray(threshold, np.float32)
+    result = ransac(keys, src, dst, valid, threshold=threshold, iterations=iterations, model=model,
+                    refine=refine, confidence=confidence)
+    return RansacResult(H=np.asarray(result.H, np.float64), inliers=np.asarray(result.inliers),
+                        found=np.asarray(result.found), num_inliers=np.asarray(result.num_inliers))
+
+
+# ----------------------------------------------------------------------------------------------------
+# RANSAC-Flow's routine, for parity (ransac_flow.md §1.4)
+# ----------------------------------------------------------------------------------------------------
+
+OFFICIAL_CHUNK = 100
+OFFICIAL_MIN_DET = 1e-6
+
+
+class OfficialRansacResult(NamedTuple):
+    """Output of :func:`official_ransac_flow_ransac`.
+
+    M: ``(3, 3)`` float32 mapping target to source, as the SVD returned it (unit norm) with ``M[2, 2] >= 0``;
+      zeros where not found.
+    inliers: ``(N,)`` bool inlier mask of ``M`` (all False where not found).
+    num_inliers: int32, the selected score.
+    found: bool.
+    scores: ``(I,)`` int32 per input hypothesis (inliers times [det > 1e-6]); -1 for dropped tuples.
+    """
+
+    M: jax.Array
+    inliers: jax.Array
+    num_inliers: jax.Array
+    found: jax.Array
+    scores: jax.Array
+
+
+def official_hypotheses(key, num_matches: int, iterations: int):
+    """RANSAC-Flow's draw: ``(iterations, 4)`` indices uniform in ``[0, num_matches)``, with replacement.
+
+    Tuples with a repeated index are kept here and dropped by :func:`official_ransac_flow_ransac`.
+    """
+    return jax.random.randint(key, (iterations, 4), 0, num_matches, dtype=jnp.int32)
+
+
+def _official_dlt(target, source):
+    """Unnormalised DLT via SVD: ``(I, 4, 2)`` target/source -> ``(I, 3, 3)`` mapping target to source."""
+    xt, yt = target[..., 0], target[..., 1]
+    xs, ys = source[..., 0], source[..., 1]
+    one, zero = jnp.ones_like(xt), jnp.zeros_like(xt)
+    rows_a = jnp.stack([zero, zero, zero, -xt, -yt, -one, ys * xt, ys * yt, ys], -1)  # (I, 4, 9)
+    rows_b = jnp.stack([xt, yt, one, zero, zero, zero, -xs * xt, -xs * yt, -xs], -1)
+    A = jnp.stack([rows_a, rows_b], axis=-2).reshape(target.shape[:-2] + (8, 9))  # interleaved rows
+    _, _, vh = jnp.linalg.svd(A, full_matrices=True)
+    return vh[..., -1, :].reshape(target.shape[:-2] + (3, 3))
+
+
+def _det3(m):
+    return (m[..., 0, 0] * (m[..., 1, 1] * m[..., 2, 2] - m[..., 1, 2] * m[..., 2, 1])
+            - m[..., 0, 1] * (m[..., 1, 0] * m[..., 2, 2] - m[..., 1, 2] * m[..., 2, 0])
+            + m[..., 0, 2] * (m[..., 1, 0] * m[..., 2, 1] - m[..., 1, 1] * m[..., 2, 0]))
+
+
+def _official_inliers(M, target, source, valid, tol):
+    """``(C, N)``: transfer error ``|source - pi(M target)|`` < tol, computed as the original (sqrt)."""
+    m = M[:, :, :, None]
+    xt, yt = target[:, 0], target[:, 1]
+    z = m[:, 2, 0] * xt + m[:, 2, 1] * yt + m[:, 2, 2]
+    u = (m[:, 0, 0] * xt + m[:, 0, 1] * yt + m[:, 0, 2]) / z
+    v = (m[:, 1, 0] * xt + m[:, 1, 1] * yt + m[:, 1, 2]) / z
+    error = jnp.sqrt((source[:, 0] - u) ** 2 + (source[:, 1] - v) ** 2)
+    return (error < tol) & valid
+
+
+@functools.partial(jax.jit, static_argnames=("chunk",))
+def official_ransac_flow_ransac(target_xy, source_xy, hypothesis_indices, tol, valid=None, *,
+                                chunk: int = 1000) -> OfficialRansacResult:
+    """RANSAC-Flow's homography RANSAC on given hypotheses (ransac_flow.md §1.4), vectorised.
+
+    Every hypothesis is fitted and scored at once (``chunk`` bounds the score matrix's memory only);
+    the original's sequential chunk-of-100 rules are then applied to the scores: tuples with a repeated index
+    are dropped; over the surviving ones, in order, any *full* chunk of 100 whose best score is 0 aborts
+    (no homography); otherwise the first maximum (> 0) wins. No refit.
+
+    Deliberate deviation: each fitted matrix is canonicalised to ``M[2, 2] >= 0`` before the ``det > 1e-6``
+    gate, so that the gate rejects reflections rather than whatever sign the SVD happened to return.
+
+    Args:
+      target_xy, source_xy: ``(N, 2)`` float, x first (normalised PC coordinates in RANSAC-Flow).
+      hypothesis_indices: ``(I, 4)`` int, rows of the match arrays (e.g. :func:`official_hypotheses`).
+      tol: inlier iff the transfer error is strictly below ``tol`` (units of source_xy).
+      valid: optional ``(N,)`` bool; invalid matches never count and tuples using them are dropped.
+      chunk: hypotheses per scoring step (memory only; results do not depend on it).
+    Returns:
+      :class:`OfficialRansacResult`; ``M`` maps target to source.
+    """
+    target = jnp.asarray(target_xy, jnp.float32)
+    source = jnp.asarray(source_xy, jnp.float32)
+    idx = jnp.asarray(hypothesis_indices, jnp.int32)
+    num_matches, num_hyps = target.shape[0], idx.shape[0]
+    if num_hyps == 0 or idx.shape[1:] != (4,):
+        raise ValueError(f"hypothesis_indices must be (I >= 1, 4), got {idx.shape}")
+    valid = jnp.ones((num_matches,), bool) if valid is None else jnp.asarray(valid, bool)
+
+    repeated = jnp.zeros((num_hyps,), bool)
+    for i in range(4):
+        for j in range(i + 1, 4):
+            repeated |= idx[:, i] == idx[:, j]
+    kept = ~repeated & jnp.all(valid[idx], axis=-1)
+
+    M = _official_dlt(target[idx], source[idx])
+    M = jnp.where(M[..., 2:3, 2:3] < 0, -M, M)
+    gate = _det3(M) > OFFICIAL_MIN_DET
+
+    chunk = min(chunk, num_hyps)
+    num_chunks = -(-num_hyps // chunk)
+    pad = num_chunks * chunk - num_hyps
+    M_chunks = jnp.concatenate([M, jnp.zeros((pad, 3, 3), M.dtype)]).reshape(num_chunks, chunk, 3, 3)
+    counts = jax.lax.map(
+        lambda m: jnp.sum(_official_inliers(m, target, source, valid, tol), -1, dtype=jnp.int32),
+        M_chunks).reshape(-1)[:num_hyps]
+    scores = jnp.where(kept, counts * gate, -1)
+
+    # Sequential semantics on the surviving hypotheses, in their original order.
+    order = jnp.argsort(~kept, stable=True)
+    compact = scores[order]  # surviving first, -1 after
+    n_kept = jnp.sum(kept, dtype=jnp.int32)
+    num_blocks = -(-num_hyps // OFFICIAL_CHUNK)
+    padded = jnp.concatenate([compact, jnp.full((num_blocks * OFFICIAL_CHUNK - num_hyps,), -1, jnp.int32)])
+    block_best = jnp.max(padded.reshape(num_blocks, OFFICIAL_CHUNK), axis=-1)
+    full_block = jnp.arange(num_blocks) < n_kept // OFFICIAL_CHUNK
+    aborted = jnp.any(full_block & (block_best == 0))
+
+    best = jnp.argmax(compact)
+    best_score = compact[best]
+    found = ~aborted & (best_score > 0) & (jnp.sum(valid) >= 4)
+    M_best = M[order[best]]
+    inliers = _official_inliers(M_best[None], target, source, valid, tol)[0]
+    return OfficialRansacResult(
+        M=jnp.where(found, M_best, 0.0),
+        inliers=inliers & found,
+        num_inliers=jnp.where(found, best_score, 0),
+        found=found,
+        scores=scores,
+    )

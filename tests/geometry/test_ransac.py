@@ -1,0 +1,233 @@
+"""RANSAC against known transforms, OpenCV, and the PyTorch port of RANSAC-Flow's routine."""
+
+import cv2
+import jax
+import numpy as np
+import pytest
+
+from artdup_jax.geometry.ransac import (
+    find_homographies,
+    find_homography,
+    official_ransac_flow_ransac,
+    ransac,
+)
+from baselines.torch.ransac_flow_ransac import ransac_flow_ransac
+
+SIZE = 640.0
+ITERS = 2000  # plenty for 40-50% outliers; keeps the tests fast
+
+
+def _random_homography(rng):
+    H = np.eye(3) + np.concatenate([rng.normal(0, 0.1, (2, 3)), rng.normal(0, 2e-4, (1, 3))])
+    H[:2, 2] = rng.normal(0, 20, 2)
+    H[2, 2] = 1.0
+    return H
+
+
+def _random_affine(rng):
+    A = np.eye(3)
+    A[:2] += rng.normal(0, 0.15, (2, 3))
+    A[:2, 2] = rng.normal(0, 20, 2)
+    return A
+
+
+def _matches(H, n, outlier_ratio, noise, seed):
+    """``n`` pixel matches: src uniform in the image, dst = H src + noise, a fraction replaced by junk."""
+    rng = np.random.default_rng(seed)
+    src = rng.uniform(0, SIZE, (n, 2))
+    dst = cv2.perspectiveTransform(src[None], H)[0] + rng.normal(0, noise, (n, 2))
+    outliers = rng.random(n) < outlier_ratio
+    dst[outliers] = rng.uniform(0, SIZE, (outliers.sum(), 2))
+    return src.astype(np.float32), dst.astype(np.float32), ~outliers
+
+
+def _corner_error(H_est, H_ref):
+    corners = np.array([[[0, 0], [SIZE, 0], [SIZE, SIZE], [0, SIZE]]], np.float64)
+    a = cv2.perspectiveTransform(corners, np.asarray(H_est, np.float64))
+    b = cv2.perspectiveTransform(corners, np.asarray(H_ref, np.float64))
+    return np.abs(a - b).max()
+
+
+def test_recovers_known_homography_at_least_as_well_as_cv2():
+    rng = np.random.default_rng(0)
+    H_true = _random_homography(rng)
+    src, dst, true_inliers = _matches(H_true, 500, 0.4, 0.5, seed=1)
+    H, mask = find_homography(src, dst, threshold=3.0, iterations=ITERS)
+    H_cv2, _ = cv2.findHomography(src, dst, cv2.RANSAC, 3.0, maxIters=ITERS, confidence=0.999999999)
+    ours, theirs = _corner_error(H, H_true), _corner_error(H_cv2, H_true)
+    assert ours < 0.5
+    assert ours <= theirs + 0.1
+    assert H.shape == (3, 3) and H.dtype == np.float64 and H[2, 2] == pytest.approx(1.0)
+    assert mask.shape == (500,) and mask.dtype == bool
+    assert (mask & ~true_inliers).sum() < 0.02 * 500  # few junk matches land within 3 px by chance
+    assert (mask & true_inliers).sum() > 0.97 * true_inliers.sum()
+
+
+def test_adaptive_stopping_matches_fixed_budget_quality():
+    rng = np.random.default_rng(2)
+    H_true = _random_homography(rng)
+    src, dst, _ = _matches(H_true, 500, 0.4, 0.5, seed=3)
+    H, _ = find_homography(src, dst, threshold=3.0, iterations=ITERS, confidence=0.999)
+    assert _corner_error(H, H_true) < 0.5
+
+
+def test_affine_model_recovers_known_affine():
+    rng = np.random.default_rng(4)
+    A_true = _random_affine(rng)
+    src, dst, _ = _matches(A_true, 300, 0.4, 0.5, seed=5)
+    A, mask = find_homography(src, dst, threshold=3.0, iterations=ITERS, model="affine")
+    A_cv2, _ = cv2.estimateAffine2D(src, dst, ransacReprojThreshold=3.0, maxIters=ITERS)
+    np.testing.assert_array_equal(A[2], [0.0, 0.0, 1.0])
+    ours = _corner_error(A, A_true)
+    assert ours < 0.5
+    assert ours <= _corner_error(np.vstack([A_cv2, [0, 0, 1]]), A_true) + 0.1
+
+
+def test_batched_equals_per_pair_and_ignores_padding():
+    rng = np.random.default_rng(6)
+    sizes = (500, 300, 260)  # one padded shape (512) for the single-pair calls: one compilation
+    rows = 512
+    src = np.full((3, rows, 2), np.nan, np.float32)  # padded rows hold junk that must not matter
+    dst = np.full((3, rows, 2), 1e6, np.float32)
+    valid = np.zeros((3, rows), bool)
+    singles = []
+    for p, n in enumerate(sizes):
+        s, d, _ = _matches(_random_homography(rng), n, 0.3, 0.5, seed=10 + p)
+        src[p, :n], dst[p, :n], valid[p, :n] = s, d, True
+        singles.append(find_homography(s, d, threshold=3.0, iterations=ITERS, seed=p))
+    H, inliers, found, num_inliers = find_homographies(src, dst, valid, threshold=3.0, iterations=ITERS,
+                                                       seed=[0, 1, 2])
+    assert H.shape == (3, 3, 3) and inliers.shape == (3, rows) and found.all()
+    for p, (n, (H_single, mask_single)) in enumerate(zip(sizes, singles)):
+        np.testing.assert_allclose(H[p], H_single, rtol=1e-4, atol=1e-4)
+        np.testing.assert_array_equal(inliers[p, :n], mask_single)
+        assert not inliers[p, n:].any()
+        assert num_inliers[p] == mask_single.sum()
+
+
+def test_deterministic_for_a_seed():
+    src, dst, _ = _matches(_random_homography(np.random.default_rng(7)), 300, 0.5, 0.5, seed=8)
+    first = find_homography(src, dst, threshold=3.0, iterations=ITERS, seed=3)
+    second = find_homography(src, dst, threshold=3.0, iterations=ITERS, seed=3)
+    np.testing.assert_array_equal(first[0], second[0])
+    np.testing.assert_array_equal(first[1], second[1])
+
+
+def test_result_does_not_depend_on_chunk_size():
+    src, dst, _ = _matches(_random_homography(np.random.default_rng(9)), 128, 0.5, 0.5, seed=9)
+    args = (jax.random.key(0), src, dst, np.ones(128, bool))
+    a = ransac(*args, threshold=3.0, iterations=200)  # one chunk of 200
+    b = ransac(*args, threshold=3.0, iterations=200, chunk=64)
+    # Same hypothesis selected; XLA may vectorise the two fits differently (float32 rounding only).
+    np.testing.assert_allclose(np.asarray(a.H), np.asarray(b.H), rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(np.asarray(a.inliers), np.asarray(b.inliers))
+
+
+def _degenerate_cases():
+    rng = np.random.default_rng(11)
+    t = rng.uniform(0, SIZE, 40)
+    line_src = np.stack([t, 0.5 * t + 3], -1)
+    line_dst = np.stack([2 * t + 1, -t + 5], -1)
+    base_src, base_dst, _ = _matches(_random_homography(rng), 3, 0.0, 0.0, seed=12)
+    nan = np.full((30, 2), np.nan)
+    return {
+        "three_matches": (base_src, base_dst),
+        "all_collinear": (line_src, line_dst),
+        "three_distinct_points_repeated": (np.tile(base_src, (10, 1)), np.tile(base_dst, (10, 1))),
+        "all_nan": (nan, nan),
+        "nan_leaves_three": (np.concatenate([nan, base_src]), np.concatenate([nan, base_dst])),
+    }
+
+
+@pytest.mark.parametrize("case", list(_degenerate_cases()))
+@pytest.mark.parametrize("model", ["homography", "affine"])
+def test_degenerate_inputs_give_no_model(case, model):
+    src, dst = _degenerate_cases()[case]
+    if model == "affine" and case in ("three_matches", "three_distinct_points_repeated", "nan_leaves_three"):
+        pytest.skip("three distinct points determine an affine map")
+    H, mask = find_homography(src, dst, threshold=3.0, iterations=200, model=model)
+    assert H is None
+    assert mask.shape == (len(src),) and not mask.any()
+
+
+def test_no_model_result_is_nan_free_identity():
+    src, dst = _degenerate_cases()["all_collinear"]
+    pad = ((0, 88), (0, 0))
+    result = ransac(jax.random.key(0), np.pad(src, pad).astype(np.float32),
+                    np.pad(dst, pad).astype(np.float32), np.arange(128) < 40, threshold=3.0, iterations=200)
+    assert not bool(result.found) and int(result.num_inliers) == 0
+    np.testing.assert_array_equal(np.asarray(result.H), np.eye(3))
+    assert not np.asarray(result.inliers).any()
+
+
+def test_nan_rows_are_ignored():
+    src, dst, _ = _matches(_random_homography(np.random.default_rng(13)), 300, 0.3, 0.5, seed=13)
+    src[::10] = np.nan
+    H, mask = find_homography(src, dst, threshold=3.0, iterations=ITERS)
+    assert H is not None and np.isfinite(H).all()
+    assert not mask[::10].any() and mask.sum() > 150
+
+
+# --------------------------------------------------------------------------------------------------
+# RANSAC-Flow's routine: JAX (all hypotheses at once) vs the PyTorch port (chunks of 100 + NumPy SVD)
+# --------------------------------------------------------------------------------------------------
+
+
+def _normalised_matches(n, seed, mirrored=False):
+    """Target/source in normalised coordinates, source = M(target) + noise, half junk.
+
+    ``mirrored``: no junk and source mirrored, so every fitted map is a reflection (det < 0, score 0).
+    """
+    rng = np.random.default_rng(seed)
+    target = rng.uniform(-1, 1, (n, 2))
+    M = np.array([[0.9, 0.05, 0.1], [-0.04, 1.1, -0.05], [0.05, -0.03, 1.0]])
+    source = cv2.perspectiveTransform(target[None], M)[0]
+    if mirrored:
+        source[:, 0] *= -1
+    else:
+        source += rng.normal(0, 0.003, (n, 2))
+        junk = rng.random(n) < 0.5
+        source[junk] = rng.uniform(-1, 1, (junk.sum(), 2))
+    return target.astype(np.float32), source.astype(np.float32)
+
+
+def _run_both(target, source, indices, tol=0.05):
+    ours = official_ransac_flow_ransac(target, source, indices, tol)
+    theirs = ransac_flow_ransac(0, source, target, tol, hypothesis_indices=indices)
+    return ours, theirs
+
+
+def test_official_mode_scores_and_selection_equal_torch_port():
+    target, source = _normalised_matches(300, seed=20)
+    indices = np.random.default_rng(21).integers(0, 300, (1037, 4))  # with repeats, remainder chunk of 10+
+    ours, theirs = _run_both(target, source, indices)
+    scores = np.asarray(ours.scores)
+    np.testing.assert_array_equal(scores >= 0, theirs.kept)
+    np.testing.assert_array_equal(scores[theirs.kept], theirs.scores)
+    assert bool(ours.found) and int(ours.num_inliers) == theirs.num_inliers > 100
+    assert ours.M[2, 2] >= 0
+    np.testing.assert_allclose(np.asarray(ours.M), theirs.M, atol=2e-5)
+    np.testing.assert_array_equal(np.asarray(ours.inliers), theirs.inliers)
+
+
+@pytest.mark.parametrize("num_hyps", [150, 50])
+def test_official_mode_returns_nothing_when_every_score_is_zero(num_hyps):
+    # 150: the first full chunk of 100 scores 0 -> abort. 50: no full chunk, nothing > 0 (the original crashes).
+    target, source = _normalised_matches(200, seed=22, mirrored=True)
+    indices = np.random.default_rng(23).integers(0, 200, (num_hyps, 4))
+    ours, theirs = _run_both(target, source, indices)
+    assert theirs.M is None and not bool(ours.found)
+    assert not np.asarray(ours.inliers).any() and int(ours.num_inliers) == 0
+    assert np.isfinite(np.asarray(ours.M)).all()
+
+
+def test_official_mode_aborts_on_a_later_zero_chunk():
+    good_t, good_s = _normalised_matches(100, seed=24)
+    bad_t, bad_s = _normalised_matches(100, seed=25, mirrored=True)
+    target, source = np.concatenate([good_t, bad_t]), np.concatenate([good_s, bad_s])
+    rng = np.random.default_rng(26)
+    distinct = np.stack([rng.choice(100, 4, replace=False) for _ in range(200)])
+    indices = np.concatenate([distinct[:100], 100 + distinct[100:]])  # chunk 1: good, chunk 2: mirrored
+    ours, theirs = _run_both(target, source, indices)
+    assert np.asarray(ours.scores)[:100].max() > 0  # the first chunk found a model ...
+    assert theirs.M is None and not bool(ours.found)  # ... but the all-zero second chunk aborts
