@@ -139,12 +139,15 @@ def _degenerate_cases():
     }
 
 
-@pytest.mark.parametrize("case", list(_degenerate_cases()))
-@pytest.mark.parametrize("model", ["homography", "affine"])
+# Three distinct points determine an affine map, so those cases are degenerate for homographies only.
+_AFFINE_SOLVABLE = ("three_matches", "three_distinct_points_repeated", "nan_leaves_three")
+
+
+@pytest.mark.parametrize("case,model", [(case, model) for model in ("homography", "affine")
+                                        for case in _degenerate_cases()
+                                        if not (model == "affine" and case in _AFFINE_SOLVABLE)])
 def test_degenerate_inputs_give_no_model(case, model):
     src, dst = _degenerate_cases()[case]
-    if model == "affine" and case in ("three_matches", "three_distinct_points_repeated", "nan_leaves_three"):
-        pytest.skip("three distinct points determine an affine map")
     H, mask = find_homography(src, dst, threshold=3.0, iterations=200, model=model)
     assert H is None
     assert mask.shape == (len(src),) and not mask.any()

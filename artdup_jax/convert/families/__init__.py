@@ -6,3 +6,5 @@ then import it below.
 
 from artdup_jax.convert.families import resnet  # noqa: F401
 from artdup_jax.convert.families import ransac_flow  # noqa: F401
+from artdup_jax.convert.families import segswap  # noqa: F401
+from artdup_jax.convert.families import artminer  # noqa: F401

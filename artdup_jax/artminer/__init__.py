@@ -1,0 +1,76 @@
+"""ArtMiner (Shen, Efros, Aubry, CVPR 2019): style-invariant ResNet-18 conv4 features and what uses them
+(artminer.md).
+
+  variables = convert.load_torch_checkpoint("artminer", "brueghelModel.pth")   # or resnet18.pth (ImageNet)
+  features(variables, images)            -> (B, h, w, 256) raw layer3 activations    (features.py, §1)
+  detect(variables, queries, paths)      -> one ranked list of boxes per query        (detection.py, §3)
+
+Files: ``features.py`` (network, resize rule, scale list, L2 normalisation), ``similarity.py`` (sliding cosine
+as a convolution, top-k), ``collection.py`` (multi-scale feature maps of a collection, batched and cached),
+``detection.py`` (one-shot detection), ``weights.py`` (checkpoints). Training (§2) and discovery (§4) are to
+come as ``training.py`` / ``discovery.py`` on top of ``features`` and ``FeatureCache``.
+"""
+
+from artdup_jax.artminer.collection import FeatureCache
+from artdup_jax.artminer.detection import (
+    DetectionConfig,
+    Query,
+    QueryCrop,
+    RankedDetections,
+    check_box,
+    detect,
+    query_blocks,
+    query_crop,
+    suppress_overlaps,
+)
+from artdup_jax.artminer.features import (
+    CHANNELS,
+    SCALES,
+    STRIDE,
+    cells_for_size,
+    features,
+    init_variables,
+    l2_normalise,
+    pixels_for_cells,
+    pyramid,
+    resize_factors,
+    resize_image,
+    resize_to_cells,
+    resized_hw,
+    round_half_away,
+    scale_list,
+)
+from artdup_jax.artminer.similarity import normalise_query, sliding_cosine, top_k_matches
+from artdup_jax.artminer.weights import load_weights
+
+__all__ = [
+    "CHANNELS",
+    "DetectionConfig",
+    "FeatureCache",
+    "Query",
+    "QueryCrop",
+    "RankedDetections",
+    "SCALES",
+    "STRIDE",
+    "cells_for_size",
+    "check_box",
+    "detect",
+    "features",
+    "init_variables",
+    "l2_normalise",
+    "load_weights",
+    "normalise_query",
+    "pixels_for_cells",
+    "pyramid",
+    "query_blocks",
+    "query_crop",
+    "resize_factors",
+    "resize_image",
+    "resize_to_cells",
+    "resized_hw",
+    "round_half_away",
+    "scale_list",
+    "sliding_cosine",
+    "suppress_overlaps",
+    "top_k_matches",
+]

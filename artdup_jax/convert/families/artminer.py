@@ -1,0 +1,64 @@
+"""ArtMiner's feature network (artminer.md §1.5) -> ``resnet18(last_stage="layer3")`` variables.
+
+Two layouts load:
+
+* the released fine-tuned files (``brueghelModel.pth``, ``ltllModel.pth``, ``oxfordModel.pth``): the state
+  dict of a wrapper whose only child is ``model``, so every key reads ``model.conv1.weight`` ...
+  ``model.layer3.1.bn2.running_var`` (no layer4, no fc, no ``num_batches_tracked`` in PyTorch 0.3 files);
+* plain torchvision ImageNet weights (``resnet18.pth`` = ``resnet18-5c106cde.pth``): no prefix, with
+  ``layer4.*`` and ``fc.*``, which are ignored (the network is cut after layer3).
+
+A leading ``module.`` (DataParallel) is stripped too. After stripping, the keys must be exactly
+torchvision's conv1 / bn1 / layer1-3 names; problems are reported by their stripped key. Two keys that
+strip to the same name (a file mixing both layouts) are refused as duplicates.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from artdup_jax.convert.core import CheckpointMismatchError, Family, register
+from artdup_jax.convert.families.resnet import torchvision_module
+from artdup_jax.nn.resnet import resnet18
+
+_FAMILY = "artminer"
+PREFIXES = ("module.", "model.")  # DataParallel, then the release's wrapper module
+
+
+def canonical_keys(state_dict: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``model.layer1.0.conv1.weight`` -> ``layer1.0.conv1.weight``; duplicates raise."""
+    out: dict[str, np.ndarray] = {}
+    origin: dict[str, str] = {}
+    problems = []
+    for key, value in state_dict.items():
+        name = key
+        for prefix in PREFIXES:
+            if name.startswith(prefix):
+                name = name[len(prefix):]
+        if name in out:
+            problems.append(f"duplicate: {origin[name]} and {key} are both {name}")
+        out[name], origin[name] = value, key
+    if problems:
+        raise CheckpointMismatchError(_FAMILY, problems)
+    return out
+
+
+def _build(**options):
+    if options:
+        raise TypeError(f"family {_FAMILY!r} takes no options (always ResNet-18 cut after layer3), got {options}")
+    return resnet18(last_stage="layer3")
+
+
+register(
+    Family(
+        name=_FAMILY,
+        build_model=_build,
+        torch_module=torchvision_module,
+        ignore=lambda **_: (r"^fc\.", r"^layer4\."),
+        normalise=canonical_keys,
+        init_shape=(1, 63, 63, 3),
+        description="ArtMiner ResNet-18 conv4: released model.* files or torchvision resnet18 (layer4/fc ignored)",
+    )
+)
