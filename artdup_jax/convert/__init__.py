@@ -3,8 +3,10 @@
     variables = load_torch_checkpoint("moco_resnet50", "moco_v2_800ep_pretrain.pth.tar")
     features = build_model("moco_resnet50").apply(variables, images, train=False)
 
-Families (see ``FAMILIES`` and ``families/``): resnet18, resnet34, resnet50, moco_resnet50; each takes the
-option ``last_stage`` (default "layer3"). torch is needed only to read ``.pth`` files, and is imported then.
+Families (see ``FAMILIES`` and ``families/``): resnet18, resnet34, resnet50, moco_resnet50 (option
+``last_stage``, default "layer3"); artminer (released fine-tuned ResNet-18, ``model.`` prefix, or torchvision
+weights); ransac_flow (the fine network's four-part checkpoint); segswap (``backbone`` + ``encoder``).
+torch is needed only to read ``.pth`` files, and is imported then.
 Command line: ``python -m artdup_jax.convert FAMILY SRC.pth OUT_DIR``.
 """
 
