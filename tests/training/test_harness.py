@@ -105,3 +105,19 @@ def test_killed_run_resumes_from_last_checkpoint_with_identical_losses(reference
     reference, resumed = _losses(reference_run[0]), _losses(tmp_path)
     after = range(resumed_from + 1, STEPS + 1)
     np.testing.assert_allclose([resumed[s] for s in after], [reference[s] for s in after], rtol=1e-6)
+
+
+def test_init_from_a_workdir_starts_from_its_newest_weights(reference_run, tmp_path):
+    from artdup_jax.training import initialise, loop
+    from artdup_jax.training.registry import get_task
+    from configs.dense_contrast import get_config
+    import jax
+
+    loaded = initialise.load_initial_variables(str(reference_run[0]))
+    config = get_config("tiny")
+    config.init_from = str(reference_run[0])
+    task = get_task(config.task)
+    state = loop.create_train_state(jax.random.PRNGKey(123), config, task, task.create_model(config))
+    for got, want in zip(jax.tree.leaves(state.params), jax.tree.leaves(loaded["params"])):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    assert int(state.step) == 0  # weights only: a fresh optimiser and step count
