@@ -121,3 +121,27 @@ def test_init_from_a_workdir_starts_from_its_newest_weights(reference_run, tmp_p
     for got, want in zip(jax.tree.leaves(state.params), jax.tree.leaves(loaded["params"])):
         np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
     assert int(state.step) == 0  # weights only: a fresh optimiser and step count
+
+
+def test_two_processes_train_like_one(reference_run, tmp_path):
+    # Multi-host: two processes (one CPU device each) joined by jax.distributed through the standard
+    # environment variables; each reads its own half of every batch.
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    processes = []
+    for index in range(2):
+        env = _env(1)
+        env.update(JAX_COORDINATOR_ADDRESS=f"localhost:{port}", JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(index))
+        processes.append(subprocess.Popen(_command(tmp_path, "--config.total_steps=8"), cwd=ROOT, env=env,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+    for process in processes:
+        _, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, stderr[-3000:]
+    report = json.load(open(tmp_path / "report.json"))
+    assert report["processes"] == 2 and report["devices"] == 2
+    reference, distributed = _losses(reference_run[0]), _losses(tmp_path)
+    steps = range(1, 9)  # float reduction order differs; see test_same_losses_on_several_devices
+    np.testing.assert_allclose([distributed[s] for s in steps], [reference[s] for s in steps], rtol=2e-4)
