@@ -4,7 +4,7 @@
   artdup align-group REFERENCE FOLDER --out DIR [...]
   artdup convert FAMILY SRC.pth OUT_DIR
   artdup train --config configs/X.py:variant --workdir DIR [--config.field=value ...]
-  artdup eval NAME [...]            NAME: hpatches, align, throughput, brueghel
+  artdup eval NAME [...]            NAME: hpatches, align, kitti, megadepth, yfcc, throughput, brueghel
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import importlib
 import os
 import sys
 
-_EVALS = ("hpatches", "align", "throughput", "brueghel")
+_EVALS = ("hpatches", "align", "kitti", "megadepth", "yfcc", "throughput", "brueghel")
 
 
 def main(argv: list[str] | None = None) -> int:

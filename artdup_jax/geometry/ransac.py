@@ -23,6 +23,7 @@ Point transforms and scores are written elementwise (no ``@``) so that GPU matmu
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import NamedTuple
 
@@ -519,7 +520,7 @@ def find_homography(src_xy, dst_xy, *, threshold, iterations=10000, seed=0, refi
 
 
 def find_homographies(src_xy, dst_xy, valid, *, threshold, iterations=10000, seed=0, refine=True,
-                      model="homography", confidence=None) -> RansacResult:
+                      model="homography", confidence=None) -> "HomographyBatch":
     """Many padded match sets at once (one compiled call).
 
     Args:
@@ -530,9 +531,9 @@ def find_homographies(src_xy, dst_xy, valid, *, threshold, iterations=10000, see
         :func:`find_homography` gives on its valid rows with the same seed) or a ``(P,)`` sequence of ints.
       iterations, refine, model, confidence: see :func:`ransac`.
     Returns:
-      :class:`RansacResult` of NumPy arrays: ``H`` ``(P, 3, 3)`` float64 (identity where not found),
+      :class:`HomographyBatch` of NumPy arrays: ``H`` ``(P, 3, 3)`` float64 (identity where not found),
       ``inliers`` ``(P, N)`` bool, ``found`` ``(P,)`` bool, ``num_inliers`` ``(P,)`` int32. Unpacks as
-      ``H, inliers, found, num_inliers``.
+      ``H, inliers`` (the other fields by name).
     """
     src = np.asarray(src_xy, np.float32)
     dst = np.asarray(dst_xy, np.float32)
@@ -546,8 +547,25 @@ def find_homographies(src_xy, dst_xy, valid, *, threshold, iterations=10000, see
     threshold = np.asarray(threshold, np.float32)
     result = ransac(keys, src, dst, valid, threshold=threshold, iterations=iterations, model=model,
                     refine=refine, confidence=confidence)
-    return RansacResult(H=np.asarray(result.H, np.float64), inliers=np.asarray(result.inliers),
-                        found=np.asarray(result.found), num_inliers=np.asarray(result.num_inliers))
+    return HomographyBatch(H=np.asarray(result.H, np.float64), inliers=np.asarray(result.inliers),
+                           found=np.asarray(result.found), num_inliers=np.asarray(result.num_inliers))
+
+
+@dataclasses.dataclass(frozen=True)
+class HomographyBatch:
+    """:func:`find_homographies`' result. Unpacks like ``cv2.findHomography``'s pair: ``H, inliers = ...``.
+
+    H: ``(P, 3, 3)`` float64, the identity where not found. inliers: ``(P, N)`` bool.
+    found: ``(P,)`` bool. num_inliers: ``(P,)`` int32.
+    """
+
+    H: np.ndarray
+    inliers: np.ndarray
+    found: np.ndarray
+    num_inliers: np.ndarray
+
+    def __iter__(self):
+        return iter((self.H, self.inliers))
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -95,14 +95,15 @@ def test_batched_equals_per_pair_and_ignores_padding():
         s, d, _ = _matches(_random_homography(rng), n, 0.3, 0.5, seed=10 + p)
         src[p, :n], dst[p, :n], valid[p, :n] = s, d, True
         singles.append(find_homography(s, d, threshold=3.0, iterations=ITERS, seed=p))
-    H, inliers, found, num_inliers = find_homographies(src, dst, valid, threshold=3.0, iterations=ITERS,
-                                                       seed=[0, 1, 2])
-    assert H.shape == (3, 3, 3) and inliers.shape == (3, rows) and found.all()
+    batch = find_homographies(src, dst, valid, threshold=3.0, iterations=ITERS, seed=[0, 1, 2])
+    H, inliers = batch  # unpacks like cv2.findHomography's (H, mask)
+    assert H.shape == (3, 3, 3) and inliers.shape == (3, rows) and batch.found.all()
+    np.testing.assert_array_equal(batch.num_inliers, inliers.sum(axis=1))
     for p, (n, (H_single, mask_single)) in enumerate(zip(sizes, singles)):
         np.testing.assert_allclose(H[p], H_single, rtol=1e-4, atol=1e-4)
         np.testing.assert_array_equal(inliers[p, :n], mask_single)
         assert not inliers[p, n:].any()
-        assert num_inliers[p] == mask_single.sum()
+        assert batch.num_inliers[p] == mask_single.sum()
 
 
 def test_deterministic_for_a_seed():
