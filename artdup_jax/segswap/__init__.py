@@ -7,9 +7,11 @@
 Files: ``position.py`` (sine position encoding), ``transformer.py`` (the I/C encoder layers and the
 x / y / mask head), ``model.py`` (frozen ResNet-50 layer3 backbone + transformer, the public forward
 functions), ``masks.py`` (sampling maps at predicted correspondences: transported and cycle-consistent
-masks), ``score.py`` (the pair score and batched collection scoring).
+masks), ``score.py`` (the pair score and batched collection scoring), ``retrieval.py`` (the Brueghel retrieval
+protocol), ``discovery.py`` (pairwise stage, correspondence graph, leading eigenvector).
 """
 
+from artdup_jax.segswap.discovery import PairOutputs, discover, pairwise_stage
 from artdup_jax.segswap.masks import cycle_consistent_masks, joint_mask, sample_at, transported_mask
 from artdup_jax.segswap.model import (
     SegSwap,
@@ -20,6 +22,7 @@ from artdup_jax.segswap.model import (
     predict_from_features,
 )
 from artdup_jax.segswap.position import sine_position_encoding
+from artdup_jax.segswap.retrieval import RetrievalProtocol, evaluate_retrieval, prepare_query, refine_prior, retrieve
 from artdup_jax.segswap.score import (
     collection_features,
     pair_score,
@@ -32,18 +35,26 @@ from artdup_jax.segswap.transformer import SMALL, CoSegmentationTransformer, Tra
 __all__ = [
     "SMALL",
     "CoSegmentationTransformer",
+    "PairOutputs",
+    "RetrievalProtocol",
     "SegSwap",
     "TransformerConfig",
     "collection_features",
     "cycle_consistent_masks",
+    "discover",
+    "evaluate_retrieval",
     "extract_features",
     "init_segswap",
     "joint_mask",
     "l2_normalise",
     "pair_score",
     "pair_scores",
+    "pairwise_stage",
     "predict",
     "predict_from_features",
+    "prepare_query",
+    "refine_prior",
+    "retrieve",
     "sample_at",
     "score_against_collection",
     "sine_position_encoding",
