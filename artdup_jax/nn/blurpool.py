@@ -27,17 +27,15 @@ class BlurPool(nn.Module):
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-        channels = x.shape[-1]
+        # The binomial filter is separable ([1, 2, 1] / 4 per axis), so it runs as two strided passes of
+        # three shifted slices: the same numbers as the depthwise 3x3 conv, and several times faster to
+        # differentiate on CPU, where XLA's grouped-conv backward is slow.
         x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
-        kernel = jnp.broadcast_to(jnp.asarray(BLUR_FILTER_3X3, x.dtype)[:, :, None, None], (3, 3, 1, channels))
-        return jax.lax.conv_general_dilated(
-            x,
-            kernel,
-            window_strides=(2, 2),
-            padding="VALID",
-            dimension_numbers=("NHWC", "HWIO", "NHWC"),
-            feature_group_count=channels,
-        )
+        for axis in (1, 2):
+            out = (x.shape[axis] - 3) // 2 + 1
+            taps = [jax.lax.slice_in_dim(x, i, i + 2 * (out - 1) + 1, stride=2, axis=axis) for i in range(3)]
+            x = (taps[0] + 2 * taps[1] + taps[2]) * 0.25
+        return x
 
 
 class AntiAliasedBasicBlock(nn.Module):

@@ -12,7 +12,6 @@ import time
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 
 from artdup_jax.training import checkpoints as checkpoints_lib
 from artdup_jax.training import mesh as mesh_lib
@@ -52,8 +51,9 @@ def _global_norm(tree):
     return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree)))
 
 
-def train(config: ml_collections.ConfigDict, workdir: str) -> dict:
-    """Trains ``config.task`` for ``config.total_steps`` steps in ``workdir``, resuming if it holds checkpoints.
+def train(config, workdir: str) -> dict:
+    """Trains ``config.task`` (an ``ml_collections.ConfigDict``) for ``config.total_steps`` steps in
+    ``workdir``, resuming if it holds checkpoints.
 
     Returns the final report (also written to ``workdir/report.json``).
     """

@@ -1,28 +1,61 @@
-"""``python -m eval.throughput [--stages ransac,...] [--quick] [--json out.json] [--markdown out.md]``."""
+"""``python -m eval.throughput [--stages a,b,...] [--quick] [--device cpu|gpu] [--json out.json] [--markdown out.md]``.
+
+Each stage is a module of this package with ``run(quick, device) -> list[dict]`` (``harness.run_case``
+results); register it in ``_stages``. A stage whose ``run`` takes no ``device`` still runs (on the default
+device). The ``peak`` stage (a large float32 matmul in both frameworks) always runs first: the network
+stages quote their FLOP/s against it.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import inspect
 import json
+import os
 import shlex
 import sys
 
-from eval.throughput import harness
+# PyTorch's CPU ops run on OpenMP (libgomp), whose threads by default spin at every barrier before sleeping.
+# When other processes share the cores, each parallel region then stalls for whole scheduler slices: on a busy
+# 2-core machine a ResNet-50 layer3 forward at 480x640 took 2.4-3.9 s with the default policy and 0.19-0.21 s
+# with PASSIVE. XLA's pool is not affected. libgomp reads the policy when torch loads, so set it first.
+_POLICY_TOO_LATE = "torch" in sys.modules and "OMP_WAIT_POLICY" not in os.environ
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from eval.throughput import harness  # noqa: E402
 
 
 def _stages():
-    from eval.throughput import ransac
+    from eval.throughput import artminer, features, fine, peak, ransac, segswap, train
 
-    return {"ransac": ransac.run}
+    return {"peak": peak.run, "features": features.run, "ransac": ransac.run, "fine": fine.run,
+            "segswap": segswap.run, "artminer": artminer.run, "train": train.run,
+            "discovery": importlib.import_module("eval.throughput.discovery").run}
+
+
+def _run_stage(name: str, run, *, quick: bool, device: str) -> list[dict]:
+    if "device" in inspect.signature(run).parameters:
+        return run(quick=quick, device=device)
+    if device != "cpu":
+        print(f"warning: stage {name!r} takes no device argument; it runs on the default device", file=sys.stderr)
+    return run(quick=quick)
 
 
 def main(argv: list[str] | None = None) -> int:
     stages = _stages()
-    parser = argparse.ArgumentParser(prog="python -m eval.throughput", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m eval.throughput", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stages", default=",".join(stages),
-                        help=f"comma-separated subset of: {', '.join(stages)}")
-    parser.add_argument("--quick", action="store_true", help="small sizes and few repeats (~20 s a stage)")
-    parser.add_argument("--threads", type=int, default=None, help="torch/OpenCV threads (default: all cores)")
+                        help=f"comma-separated subset of: {', '.join(stages)} (peak always runs first)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes and 2 repeats (CI; not for timings)")
+    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
+                        help="where JAX and PyTorch run (gpu: JAX on CUDA, torch on cuda)")
+    parser.add_argument("--precision", choices=("highest", "default"), default="highest",
+                        help="float32 matmul/conv precision on GPU: highest (no TF32, the default) or each "
+                             "framework's default")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for XLA, torch and OpenCV (default: all usable cores)")
     parser.add_argument("--json", help="write the results (and machine) as JSON here")
     parser.add_argument("--markdown", help="write the Markdown tables here")
     args = parser.parse_args(argv)
@@ -31,9 +64,20 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [s for s in names if s not in stages]
     if unknown:
         parser.error(f"unknown stages {unknown}; choose from {list(stages)}")
+    if "peak" not in names:
+        names.insert(0, "peak")
+    # Before JAX's first computation: platform, thread pool size, precision.
+    harness.configure_device(args.device)
     harness.configure_threads(args.threads)
+    harness.configure_precision(args.precision)
     machine = harness.machine_info()
-    results = [r for name in names for r in stages[name](quick=args.quick)]
+    if _POLICY_TOO_LATE:
+        machine["omp_wait_policy"] += " (not applied: torch was loaded before eval.throughput)"
+    results = []
+    for name in names:
+        print(f"[throughput] stage {name} ...", file=sys.stderr, flush=True)
+        results += _run_stage(name, stages[name], quick=args.quick, device=args.device)
+    machine["load_average_1min_end"] = harness.machine_info()["load_average_1min"]
 
     argv = sys.argv[1:] if argv is None else argv
     command = " ".join(["python -m eval.throughput"] + [shlex.quote(a) for a in argv])
@@ -41,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": machine, "command": command, "results": results}, f, indent=2)
+            json.dump({"machine": machine, "command": command, "results": results}, f, indent=2,
+                      default=lambda o: o.item() if hasattr(o, "item") else str(o))
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(markdown + "\n")

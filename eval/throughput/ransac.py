@@ -11,7 +11,8 @@ Cases (sizes shrink with ``quick``):
   OpenCV really spends its whole 10 000-iteration budget (at 50 % it stops after a few hundred).
 * batched: 64 such pairs, ours in one call vs 64 sequential OpenCV calls.
 
-Quality metric: the largest corner displacement (px) between the estimate and the true homography.
+Quality metric: the largest corner displacement (px) between the estimate and the true homography. With
+``device="gpu"`` JAX and the PyTorch port run on the GPU (OpenCV stays on the CPU).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 
 from artdup_jax.geometry.ransac import find_homographies, find_homography, official_ransac_flow_ransac
 from baselines.torch.ransac_flow_ransac import ransac_flow_ransac
-from eval.throughput.harness import run_case
+from eval.throughput.harness import run_case, torch_device
 
 SIZE = 640.0
 THRESHOLD_PX = 3.0
@@ -73,7 +74,7 @@ def _official_to_pixels(M):
     return np.linalg.inv(_TO_NORMALISED) @ np.asarray(M, np.float64) @ _TO_NORMALISED
 
 
-def _single_pair_case(case, num_matches, inlier_ratio, iterations, repeats, seed):
+def _single_pair_case(case, num_matches, inlier_ratio, iterations, repeats, seed, device="cpu"):
     src, dst, H_true = make_matches(num_matches, inlier_ratio, seed)
     # RANSAC-Flow's M maps target to source; use our src as its target so that M maps src -> dst too.
     target_n, source_n = _to_normalised(src), _to_normalised(dst)
@@ -91,7 +92,8 @@ def _single_pair_case(case, num_matches, inlier_ratio, iterations, repeats, seed
                                                         iterations=iterations, seed=seed,
                                                         confidence=CV2_CONFIDENCE),
         "torch (official approach)": lambda: ransac_flow_ransac(iterations, source_n, target_n, tol,
-                                                                hypothesis_indices=hypotheses),
+                                                                hypothesis_indices=hypotheses,
+                                                                device=torch_device(device)),
         "jax (official mode)": jax_official,
         "cv2 RANSAC": lambda: cv2.findHomography(src, dst, cv2.RANSAC, THRESHOLD_PX, maxIters=iterations,
                                                  confidence=CV2_CONFIDENCE),
@@ -139,7 +141,7 @@ def _single_pair_case(case, num_matches, inlier_ratio, iterations, repeats, seed
     params = {"matches": num_matches, "inlier_ratio": inlier_ratio, "noise_px": 1.0,
               "hypotheses": iterations, "threshold_px": THRESHOLD_PX, "image_px": int(SIZE)}
     return run_case("ransac", case, candidates, subject="jax (ours, fixed budget)", repeats=repeats,
-                    params=params, metrics=metrics, agreement=agreement)
+                    params=params, metrics=metrics, agreement=agreement, items=(1, "pairs"))
 
 
 def _batched_case(num_pairs, num_matches, iterations, repeats, seed):
@@ -182,18 +184,18 @@ def _batched_case(num_pairs, num_matches, iterations, repeats, seed):
               "hypotheses": iterations, "threshold_px": THRESHOLD_PX}
     return run_case("ransac", f"{num_pairs} pairs batched", candidates,
                     subject="jax (ours, fixed budget, one call)", repeats=repeats, params=params,
-                    metrics=metrics, agreement=agreement)
+                    metrics=metrics, agreement=agreement, items=(num_pairs, "pairs"))
 
 
-def run(quick: bool = False, seed: int = 0) -> list[dict]:
+def run(quick: bool = False, device: str = "cpu", seed: int = 0) -> list[dict]:
     """All ransac cases; ``quick`` shrinks sizes and repeats (~20 s)."""
     if quick:
         matches, iterations, pairs, repeats = 300, 1000, 8, 3
     else:
         matches, iterations, pairs, repeats = 1000, 10000, 64, 10
-    results = [_single_pair_case("single pair", matches, 0.5, iterations, repeats, seed)]
+    results = [_single_pair_case("single pair", matches, 0.5, iterations, repeats, seed, device)]
     if not quick:
         results.append(_single_pair_case("single pair, 15% inliers", matches, 0.15, iterations, repeats,
-                                         seed + 7))
+                                         seed + 7, device))
     results.append(_batched_case(pairs, matches, iterations, max(3, repeats // 2), seed))
     return results

@@ -1,0 +1,141 @@
+"""Throughput stage "segswap": the co-segmentation transformer and pair scoring, pairs per second.
+
+Inputs are backbone features (the stage ``features`` times the backbone): random non-negative,
+L2-normalised maps, one query against a collection, as in Brueghel retrieval (segswap.md §4.2). The
+random-weight transformer comes from ``models.segswap`` (head rescaled so that its outputs vary).
+
+Cases (CPU sizes; GPU in brackets):
+
+* transformer, 32 pairs per call: ``segswap.predict_from_features`` (split attention, jitted) vs the
+  PyTorch port's ``TransEncoder`` (one masked attention over the concatenated sequence, as the official
+  code). Maps 20 x 20 (320² images; a 2-core CPU needs seconds a batch) [40 x 40, 640², the Brueghel
+  database].
+* pair scoring, 32 pairs: ``segswap.pair_scores`` (vectorised, jitted) vs ``official_pair_scores`` (a
+  Python loop over pairs and region cells, one ``.item()`` per cell), on fixed transformer outputs.
+  Region = a Brueghel query box (4 x 4 cells dilated by one, 6 x 6), and the whole image (Tokyo/Pitts).
+* collection scoring, one query against N images: ``segswap.score_against_collection`` (transformer +
+  scores, 32 pairs per compiled call) vs ``official_score_collection`` (transformer in batches of 32, then
+  the Python loop). N = 40 maps of 20 x 20, a full and a partial batch [320 maps of 40 x 40].
+
+Agreement: max abs difference of the output maps, within 1e-4 (they lie in [0, 1]); of the scores, within
+1e-4 of the largest score.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import torch
+
+from artdup_jax.segswap import SMALL, pair_scores, predict_from_features, score_against_collection
+from artdup_jax.segswap import score as score_module
+from baselines.torch import segswap as reference
+from eval.throughput import harness, models
+from eval.throughput.harness import run_case
+
+TOLERANCE = 1e-4
+BATCH = 32  # the official retrieval batch
+
+_pair_scores = jax.jit(pair_scores)
+
+
+def box_region(cells: int, box_cells: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Brueghel-style prior and region: a centred ``box_cells`` square dilated by one cell. ``(h, w)`` each."""
+    region = np.zeros((cells, cells), bool)
+    start = max(cells // 2 - box_cells // 2 - 1, 0)
+    region[start:start + box_cells + 2, start:start + box_cells + 2] = True
+    return region.astype(np.float32), region
+
+
+def _outputs_agreement(outs):
+    (jax_source, jax_target), (torch_source, torch_target) = outs["jax"], outs["torch"]
+    return harness.relative_agreement({"source": (jax_source, harness.nchw_to_nhwc(torch_source)),
+                                       "target": (jax_target, harness.nchw_to_nhwc(torch_target))}, TOLERANCE)
+
+
+def _scores_agreement(outs):
+    ours = np.asarray(outs["jax"]["score"] if isinstance(outs["jax"], dict) else outs["jax"])
+    return harness.relative_agreement({"scores": (ours, np.asarray(outs["torch"], np.float32))}, TOLERANCE)
+
+
+def run(quick: bool = False, device: str = "cpu", seed: int = 0) -> list[dict]:
+    """All segswap cases; ``quick``: 6 x 6 maps, 4 pairs per call, 6 collection images (a few seconds)."""
+    dev = harness.torch_device(device)
+    gpu = device == "gpu"
+    _, encoder, variables = models.segswap(dev, seed)
+    variables = jax.device_put(variables)
+    if quick:
+        cells, batch, collection_cells, collection_size, repeats = 6, 4, 6, 6, 2
+    else:
+        cells, batch, repeats = (40 if gpu else 20), BATCH, 3
+        collection_cells, collection_size = (40, 320) if gpu else (20, 40)
+    results = []
+
+    # Transformer only.
+    query = models.unit_features(seed + 2, (1, cells, cells, 1024))
+    block = models.unit_features(seed + 3, (batch, cells, cells, 1024))
+    query_jax = jnp.broadcast_to(jnp.asarray(query), block.shape)
+    block_jax = jnp.asarray(block)
+    query_torch, block_torch = models.nchw(query, dev), models.nchw(block, dev)
+
+    def transformer_torch():
+        with torch.no_grad():
+            return encoder(query_torch.expand(batch, -1, -1, -1), block_torch)
+
+    compiled = {"jax": harness.compiled_stats(predict_from_features, variables, query_jax, block_jax)}
+    results.append(run_case(
+        "segswap", f"transformer, {batch} pairs per call",
+        {"jax": lambda: predict_from_features(variables, query_jax, block_jax), "torch": transformer_torch},
+        subject="jax", repeats=repeats, warmup=0,
+        params={"maps": f"{cells}x{cells}", "tokens_per_image": cells * cells, "pairs": batch},
+        agreement=_outputs_agreement, items=(batch, "pairs"), compiled=compiled, memory=True))
+
+    # Pair scoring on fixed outputs.
+    out_query, out_block = predict_from_features(variables, query_jax, block_jax)
+    out_query_t, out_block_t = models.nchw(np.asarray(out_query), dev), models.nchw(np.asarray(out_block), dev)
+    regions = [("query box", *box_region(cells))]
+    if not quick:
+        regions.append(("whole image", np.ones((cells, cells), np.float32), np.ones((cells, cells), bool)))
+    for label, prior, region in regions:
+        args_jax = (out_query, out_block, query_jax, block_jax, jnp.asarray(prior), jnp.asarray(region))
+        prior_t, region_t = torch.from_numpy(prior).to(dev), torch.from_numpy(region).to(dev)
+        compiled = {"jax": harness.compiled_stats(_pair_scores, *args_jax)}
+        results.append(run_case(
+            "segswap", f"pair scoring, {batch} pairs, {label} ({int(region.sum())} cells)",
+            {"jax": lambda args=args_jax: _pair_scores(*args),
+             "torch": lambda p=prior_t, r=region_t: reference.official_pair_scores(
+                 out_query_t, out_block_t, query_torch.expand(batch, -1, -1, -1), block_torch, p, r)},
+            subject="jax", repeats=repeats, warmup=0 if quick else 1,
+            params={"maps": f"{cells}x{cells}", "region_cells": int(region.sum())},
+            agreement=_scores_agreement, items=(batch, "pairs"), compiled=compiled, memory=True))
+
+    # One query against a collection: transformer + scoring, end to end.
+    query = models.unit_features(seed + 4, (collection_cells, collection_cells, 1024))
+    collection = models.unit_features(seed + 5, (collection_size, collection_cells, collection_cells, 1024))
+    prior, region = box_region(collection_cells)
+    query_torch, collection_torch = models.nchw(query[None], dev), models.nchw(collection, dev)
+    prior_t, region_t = torch.from_numpy(prior).to(dev), torch.from_numpy(region).to(dev)
+    # The library takes the cache on the host and sends one block per call to the device; the official
+    # code's tensor stays on the device (a difference on GPU only).
+    blocks = -(-collection_size // batch)
+    compiled = {"jax": harness.compiled_stats(score_module._score_block, variables, jnp.asarray(query),
+                                              jnp.asarray(collection[:batch]), jnp.asarray(prior),
+                                              jnp.asarray(region), SMALL)}
+    compiled["jax"]["flops"] *= blocks
+
+    def collection_torch_scores():
+        with torch.no_grad():
+            return reference.official_score_collection(encoder, query_torch, collection_torch, prior_t, region_t,
+                                                       batch=batch)
+
+    results.append(run_case(
+        "segswap", f"collection scoring, {collection_size} images, query box",
+        {"jax": lambda: score_against_collection(variables, query, collection, prior=prior, region=region,
+                                                 batch_size=batch),
+         "torch": collection_torch_scores},
+        subject="jax", repeats=repeats, warmup=0,
+        params={"maps": f"{collection_cells}x{collection_cells}", "images": collection_size, "batch": batch,
+                "region_cells": int(region.sum())},
+        agreement=_scores_agreement, items=(collection_size, "pairs"), compiled=compiled, memory=True))
+    return results
