@@ -12,6 +12,7 @@ protocol), ``discovery.py`` (pairwise stage, correspondence graph, leading eigen
 """
 
 from artdup_jax.segswap.discovery import PairOutputs, discover, pairwise_stage
+from artdup_jax.segswap.losses import correspondence_loss, segswap_loss
 from artdup_jax.segswap.masks import cycle_consistent_masks, joint_mask, sample_at, transported_mask
 from artdup_jax.segswap.model import (
     SegSwap,
@@ -30,6 +31,16 @@ from artdup_jax.segswap.score import (
     score_against_collection,
     target_cells,
 )
+from artdup_jax.segswap.segments import (
+    CocoSegments,
+    FolderSegments,
+    Segment,
+    SegmentSource,
+    UnsupervisedSegments,
+    felzenszwalb_segments,
+    make_source,
+)
+from artdup_jax.segswap.synthesis import BLEND_MODES, SynthesisConfig, make_example, prepare_styles
 from artdup_jax.segswap.transformer import SMALL, CoSegmentationTransformer, TransformerConfig
 
 __all__ = [
@@ -52,11 +63,13 @@ __all__ = [
     "pairwise_stage",
     "predict",
     "predict_from_features",
+    "prepare_styles",
     "prepare_query",
     "refine_prior",
     "retrieve",
     "sample_at",
     "score_against_collection",
+    "segswap_loss",
     "sine_position_encoding",
     "target_cells",
     "transported_mask",

@@ -11,8 +11,10 @@ import importlib
 from typing import Any, Callable, Iterator
 
 TASK_MODULES = {
+    "artminer": "artdup_jax.artminer.task",
     "dense_contrast": "artdup_jax.dense_contrast.task",
     "ransac_flow": "artdup_jax.ransac_flow.task",
+    "segswap": "artdup_jax.segswap.task",
 }
 
 
