@@ -1,0 +1,185 @@
+"""Report sections from what the entry points write to disk.
+
+* ``alignment_section``: a pair folder of ``eval.align`` (target.png, coarse.png, fine.png, blend.png, blink.gif,
+  matchability.png, summary.json).
+* ``group_alignment_section``: an ``eval.align`` group folder (group.json, average_before.png, average_after.png,
+  one pair folder per image).
+* ``discovery_section``: a discovery document in ``eval.discover``'s JSON layout (``groups[].images[]`` with
+  ``file``, ``width``, ``height``, ``regions``; ``groups[].pairs[]`` with ``a``, ``b``, ``score``;
+  ``unreadable[]`` with ``file``, ``error``).
+
+Files already inside the report are shown in place; others are copied in (images as thumbnails).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from artdup_jax.data.images import ImageReadError, read_image
+from artdup_jax.report import plots
+from artdup_jax.report.directory import ReportDirectory
+from artdup_jax.report.document import (
+    AlignmentSection,
+    DiscoveredGroup,
+    DiscoveredImage,
+    DiscoverySection,
+    Failure,
+    Figure,
+    GroupAlignmentSection,
+    GroupMember,
+)
+
+ALIGNMENT_FILES = (
+    ("target.png", "target"),
+    ("coarse.png", "source, coarse-aligned (homography)"),
+    ("fine.png", "source, fine-aligned (flow)"),
+    ("blend.png", "50/50 blend of aligned source and target"),
+    ("blink.gif", "blink: target / aligned source"),
+    ("matchability.png", "matchability (white: matched)"),
+    ("texture_transfer.png", "texture transfer"),
+)
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".ppm", ".tif", ".tiff", ".bmp", ".webp")
+
+
+def safe_name(name: str) -> str:
+    """A file-name-safe version of ``name`` (letters, digits, ``._-``)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:80] or "image"
+
+
+def _read_json(path: Path) -> dict:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def alignment_section(out: ReportDirectory, pair_dir: str | os.PathLike, *, source: str, target: str,
+                      title: str | None = None, prefix: str | None = None) -> AlignmentSection:
+    """The figures and metrics of one aligned pair (files copied under ``prefix`` unless already inside)."""
+    pair_dir = Path(pair_dir)
+    prefix = prefix or f"alignments/{safe_name(pair_dir.name)}"
+    figures = [Figure(out.include(pair_dir / name, f"{prefix}/{name}"), caption)
+               for name, caption in ALIGNMENT_FILES if (pair_dir / name).is_file()]
+    metrics = {}
+    if (pair_dir / "summary.json").is_file():
+        summary = _read_json(pair_dir / "summary.json")
+        metrics = {"homographies": len(summary.get("homographies", [])),
+                   "fine stage": bool(summary.get("fine")),
+                   "mean |aligned - target| (coarse)": summary.get("blend_error_coarse"),
+                   "mean |aligned - target| (final)": summary.get("blend_error_final"),
+                   "mean matchability": summary.get("mean_matchability")}
+    return AlignmentSection(title=title or f"{source} onto {target}", source=source, target=target,
+                            figures=figures, metrics={k: v for k, v in metrics.items() if v is not None})
+
+
+def _unaligned_error(source_path: Path, target: np.ndarray) -> float | None:
+    """Mean absolute difference of the source stretched onto the target frame (what 'before' averages)."""
+    try:
+        source = read_image(source_path)
+    except ImageReadError:
+        return None
+    height, width = target.shape[:2]
+    stretched = Image.fromarray(np.clip(np.round(source * 255), 0, 255).astype(np.uint8)).resize(
+        (width, height), Image.Resampling.BILINEAR)
+    return float(np.abs(np.asarray(stretched, np.float32) / 255.0 - target).mean())
+
+
+def _source_by_stem(folder: Path | None, stem: str) -> Path | None:
+    if folder is None:
+        return None
+    for extension in IMAGE_EXTENSIONS:
+        for candidate in (folder / f"{stem}{extension}", folder / f"{stem}{extension.upper()}"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def group_alignment_section(out: ReportDirectory, group_dir: str | os.PathLike, *, reference: str,
+                            folder: str | os.PathLike | None = None, prefix: str = "group",
+                            thumbnail_px: int = 280, title: str = "Group alignment",
+                            note: str = "") -> tuple[GroupAlignmentSection, list[AlignmentSection], list[Failure]]:
+    """The group section, one alignment section per member and the failed inputs of an ``eval.align`` group.
+
+    ``folder``: the group's input folder; when given, each member's error before alignment (the source
+    stretched onto the reference frame) is computed for the error plot.
+    """
+    group_dir = Path(group_dir)
+    folder = Path(folder) if folder is not None else None
+    document = _read_json(group_dir / "group.json") if (group_dir / "group.json").is_file() else {}
+    failures = [Failure(os.path.basename(path), "align", reason.replace(path, os.path.basename(path)))
+                for path, reason in sorted(document.get("failed", {}).items())]
+    members, pair_sections, before, after = [], [], [], []
+    for pair_dir in sorted(p for p in group_dir.iterdir() if (p / "summary.json").is_file()):
+        summary = _read_json(pair_dir / "summary.json")
+        shown = pair_dir / ("fine.png" if (pair_dir / "fine.png").is_file() else "coarse.png")
+        thumbnail = out.include(shown, f"{prefix}/members/{safe_name(pair_dir.name)}.jpg", max_side=thumbnail_px)
+        target = read_image(pair_dir / "target.png")
+        source_path = _source_by_stem(folder, pair_dir.name)
+        error_before = _unaligned_error(source_path, target) if source_path is not None else None
+        error_after = summary.get("blend_error_final")
+        metrics = {"error after": error_after}
+        if error_before is not None:
+            metrics = {"error before": error_before, **metrics}
+        members.append(GroupMember(pair_dir.name, Figure(thumbnail, pair_dir.name), metrics))
+        before.append(error_before)
+        after.append(error_after)
+        pair_sections.append(alignment_section(out, pair_dir, source=pair_dir.name, target=reference,
+                                               prefix=f"{prefix}/{safe_name(pair_dir.name)}"))
+    averages = [Figure(out.include(group_dir / name, f"{prefix}/{name}"), caption) if (group_dir / name).is_file()
+                else None for name, caption in (("average_before.png", "average of the images, unaligned"),
+                                                ("average_after.png", "average of the images, aligned"))]
+    figures = []
+    if members:
+        series = {"before alignment": before, "after alignment": after} if any(b is not None for b in before) \
+            else {"after alignment": after}
+        path = plots.bar_chart(out.path(f"{prefix}/plots/alignment_error.png"), [m.name for m in members], series,
+                               title="Per-image alignment error on the reference", ylabel="mean |image - reference|")
+        figures.append(Figure(out.relative(path), "mean absolute difference to the reference, per image"))
+    section = GroupAlignmentSection(title=title, reference=reference, average_before=averages[0],
+                                    average_after=averages[1], members=members, plots=figures, note=note)
+    return section, pair_sections, failures
+
+
+def discovery_section(out: ReportDirectory, document: dict, folder: str | os.PathLike, *, method: str,
+                      prefix: str = "discovery", thumbnail_px: int | None = 280, title: str = "Discovery",
+                      note: str = "", scores: Sequence[float] | None = None, score_label: str = "pair score",
+                      threshold: float | None = None, metrics: dict | None = None
+                      ) -> tuple[DiscoverySection, list[Failure]]:
+    """The discovered groups with their regions outlined, and the unreadable inputs.
+
+    ``thumbnail_px``: longer side of the thumbnails; None shows images already inside the report as they are.
+    ``scores``: every scored pair's score, for the histogram (``threshold`` drawn on it).
+    """
+    folder = Path(folder)
+    thumbnails: dict[str, str] = {}
+    groups, failures = [], []
+    for group in document.get("groups", []):
+        images = []
+        for image in group["images"]:
+            name = image["file"]
+            if name not in thumbnails:
+                relative = f"{prefix}/thumbs/{len(thumbnails):03d}_{safe_name(Path(name).stem)}.jpg"
+                try:
+                    thumbnails[name] = out.include(folder / name, relative, max_side=thumbnail_px)
+                except ImageReadError as error:  # read before, unreadable now: say so, show the rest
+                    failures.append(Failure(name, "report", str(error)))
+                    continue
+            images.append(DiscoveredImage(name, Figure(thumbnails[name], name), int(image["width"]),
+                                          int(image["height"]), [list(map(float, b)) for b in image["regions"]]))
+        groups.append(DiscoveredGroup(int(group.get("id", len(groups))), images, list(group.get("pairs", []))))
+    failures = [Failure(u["file"], "discover", u["error"].replace(os.fspath(folder / u["file"]), u["file"]))
+                for u in document.get("unreadable", [])] + failures
+    figures = []
+    if scores is not None and len(scores):
+        path = plots.histogram(out.path(f"{prefix}/plots/pair_scores.png"), scores, threshold=threshold,
+                               title="Scores of the candidate pairs", xlabel=score_label, log=True)
+        figures.append(Figure(out.relative(path), f"{score_label} of every candidate pair"))
+    section = DiscoverySection(title=title, method=method, groups=groups, num_images=int(document.get("num_images", 0)),
+                               num_pairs_scored=int(document.get("num_pairs_scored", 0)), metrics=metrics or {},
+                               plots=figures, note=note)
+    return section, failures
