@@ -41,20 +41,27 @@ from artdup_jax.artminer.features import (
     round_half_away,
     scale_list,
 )
+from artdup_jax.artminer.mining import MinedPairs, MiningConfig, canvas_features, mine, train_canvas_features
 from artdup_jax.artminer.similarity import normalise_query, sliding_cosine, top_k_matches
+from artdup_jax.artminer.training import CandidateImages, candidate_batches, training_loss
 from artdup_jax.artminer.weights import load_weights
 
 __all__ = [
     "CHANNELS",
+    "CandidateImages",
     "DetectionConfig",
     "DiscoveryConfig",
     "DiscoveryResult",
     "FeatureCache",
+    "MinedPairs",
+    "MiningConfig",
     "Query",
     "QueryCrop",
     "RankedDetections",
     "SCALES",
     "STRIDE",
+    "candidate_batches",
+    "canvas_features",
     "cells_for_size",
     "check_box",
     "detect",
@@ -64,6 +71,7 @@ __all__ = [
     "init_variables",
     "l2_normalise",
     "load_weights",
+    "mine",
     "normalise_query",
     "pixels_for_cells",
     "pyramid",
@@ -79,4 +87,6 @@ __all__ = [
     "sliding_cosine",
     "suppress_overlaps",
     "top_k_matches",
+    "train_canvas_features",
+    "training_loss",
 ]
