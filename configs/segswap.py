@@ -17,8 +17,8 @@ The backbone is frozen (``optimizer.trainable``); set ``backbone_from`` to conve
 images: ``input.style_folder`` (the spec uses the Brueghel collection; empty: the unraphael copies).
 
 Schedule (§3.2): the spec warms up linearly over 1,000 steps, then 2e-4 for 50 epochs of 9,000 steps and 1e-5
-after (×0.05). The harness's "step" schedule does the decay; it does not yet apply ``warmup_steps`` (only
-"cosine" does), so stage 1 currently starts at the full rate.
+after (×0.05): the harness's "step" schedule with ``warmup_steps`` (a plain linear ramp from 0; the official
+code's one full-rate first step, a side effect of setting the rate after each step, is not reproduced).
 """
 
 import ml_collections

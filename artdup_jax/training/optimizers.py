@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import optax
 
 
 def learning_rate_schedule(config) -> optax.Schedule:
-    """``constant``, ``cosine`` (with linear warm-up) or ``step`` (multiply by ``decay`` every ``decay_steps``)."""
+    """``constant``, ``cosine`` (with linear warm-up) or ``step`` (linear warm-up, then multiply by ``decay``
+    every ``decay_steps``).
+
+    ``step``: the rate rises linearly from 0 over ``warmup_steps`` (default 0: none), then is
+    ``learning_rate · decay^⌊t / decay_steps⌋`` with ``t`` the global step, so the decay boundaries are the
+    absolute steps ``decay_steps, 2·decay_steps, …`` whatever the warm-up length (SegSwap, segswap.md §3.2:
+    1,000 warm-up steps, then 2e-4 until step 1,000 + 50 epochs and ×0.05 after).
+    """
     opt = config.optimizer
     kind = opt.get("schedule", "constant")
     if kind == "constant":
@@ -16,10 +24,22 @@ def learning_rate_schedule(config) -> optax.Schedule:
             0.0, opt.learning_rate, opt.get("warmup_steps", 0), max(config.total_steps, 1)
         )
     if kind == "step":
-        return optax.exponential_decay(
-            opt.learning_rate, opt.decay_steps, opt.decay, staircase=True
-        )
+        decayed = optax.exponential_decay(opt.learning_rate, opt.decay_steps, opt.decay, staircase=True)
+        warmup_steps = int(opt.get("warmup_steps", 0))
+        if warmup_steps <= 0:
+            return decayed
+        return _with_linear_warmup(decayed, opt.learning_rate, warmup_steps)
     raise ValueError(f"unknown learning-rate schedule {kind!r}")
+
+
+def _with_linear_warmup(schedule: optax.Schedule, peak: float, warmup_steps: int) -> optax.Schedule:
+    """``peak · t / warmup_steps`` for ``t < warmup_steps``, then ``schedule(t)`` at the global step ``t``."""
+
+    def warmed_up(step):
+        ramp = peak * jnp.minimum(step, warmup_steps) / warmup_steps
+        return jnp.where(step < warmup_steps, ramp, schedule(step))
+
+    return warmed_up
 
 
 def build_optimizer(config) -> optax.GradientTransformation:
