@@ -105,7 +105,7 @@ def test_training_step_agrees_on_the_first_step(quick_run):
 
 def test_quick_ransac_stage_structure(quick_run):
     results = _cases(quick_run, "ransac")
-    assert [r["case"] for r in results] == ["single pair", "8 pairs batched"]
+    assert [r["case"] for r in results] == ["single pair", "8 pairs batched, adaptive stopping, 50% inliers"]
     single = results[0]
     assert {"torch (official approach)", "jax (official mode)", "cv2 RANSAC", "cv2 USAC_MAGSAC"} <= set(
         single["timings"])
