@@ -195,48 +195,15 @@ def evaluate(benchmark: OxfordBenchmark, rankings: Sequence[Sequence[str]]) -> d
 # -------------------------------------------------------------------------------------------- discovery
 
 
-def box_reference(variables, image: np.ndarray, box, config) -> np.ndarray:
-    """The release's box reference (``FeatImgRefBbox``): the box resized to ``config.reference_cells`` on its
-    longer side (shorter >= 2 margin + 1), up to ``margin`` context cells per side, network, per-cell L2
-    normalisation (and saliency), context removed. Returns ``(h, w, D)`` cells of the box."""
-    import jax.numpy as jnp
-
-    from artdup_jax.artminer.detection import DetectionConfig, query_crop
-    from artdup_jax.artminer.discovery import saliency_weights
-    from artdup_jax.artminer.features import features, l2_normalise
-
-    crop = query_crop(image, tuple(int(round(v)) for v in box),
-                      DetectionConfig(query_longer_cells=config.reference_cells,
-                                      query_min_cells=config.reference_min_cells, context_cells=config.margin,
-                                      resample=config.resample))
-    raw = features(variables, jnp.asarray(crop.pixels)[None])[0]
-    cells = l2_normalise(raw)
-    if config.saliency:
-        cells = cells * saliency_weights(cells)[..., None]
-    top, bottom, left, right = crop.context
-    return np.asarray(cells[top:cells.shape[0] - bottom, left:cells.shape[1] - right])
-
-
 def box_query_scores(variables, queries: Sequence[tuple[str, Sequence[float]]], database_paths: Sequence[str],
                      config) -> np.ndarray:
-    """``(Q, N)`` one-directional discovery scores with each query box as the reference."""
-    from artdup_jax.artminer.discovery import PAD_CELLS, _pad_flat, extract_features, score_pairs
-    from artdup_jax.data.images import read_image
+    """``(Q, N)`` one-directional discovery scores with each query box as the reference (unreadable: 0)."""
+    from artdup_jax.artminer.rerank import box_discovery_scores
 
-    bank, unreadable = extract_features(variables, database_paths, config)
-    references = [box_reference(variables, read_image(path), box, config) for path, box in queries]
-    bank.reference, bank.reference_valid, bank.reference_hw = _pad_flat(references, np.float32, PAD_CELLS)
-    bank.reference_image_hw = np.array([read_image(p).shape[:2] for p, _ in queries])
-    bank.margin = 0  # the context is already removed
-    index = {p: i for i, p in enumerate(bank.paths)}
-    d_ok = [k for k, p in enumerate(database_paths) if os.path.abspath(p) in index]
-    pairs = np.array([(q, index[os.path.abspath(database_paths[d])]) for q in range(len(queries)) for d in d_ok],
-                     np.int64).reshape(-1, 2)
-    scores = np.zeros((len(queries), len(database_paths)), np.float32)
-    scores[:, d_ok] = score_pairs(bank, pairs, config).scores.reshape(len(queries), len(d_ok))
-    for _, error in unreadable:
-        print(f"warning: {error}", file=sys.stderr)
-    return scores
+    found = box_discovery_scores(variables, queries, database_paths, config)
+    for path, error in found.unreadable:
+        print(f"warning: {path}: {error}", file=sys.stderr)
+    return found.scores
 
 
 def build_parser() -> argparse.ArgumentParser:
