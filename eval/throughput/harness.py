@@ -438,6 +438,45 @@ def relative_agreement(pairs: dict[str, tuple[Any, Any]], tolerance: float) -> d
     return checks
 
 
+def keeping_first_outputs(candidates: dict[str, Callable[[], Any]]) -> tuple[dict[str, Callable[[], Any]], dict]:
+    """Wrap candidates so that each one's *first* output is kept: ``(wrapped candidates, {name: output})``.
+
+    For training steps, which change their own state: only the first call of each starts from the shared
+    weights, so only its outputs can be compared.
+    """
+    first: dict[str, Any] = {}
+
+    def keeping(name, fn):
+        def call():
+            out = fn()
+            first.setdefault(name, out)
+            return out
+        return call
+
+    return {name: keeping(name, fn) for name, fn in candidates.items()}, first
+
+
+def first_step_agreement(first: dict[str, dict], losses: tuple[str, ...], *, loss_tolerance: float,
+                         grad_norm_tolerance: float, subject: str = "jax", reference: str = "torch") -> dict:
+    """Relative differences of a training step's first losses and gradient norm (``first``: the outputs of
+    ``keeping_first_outputs``, dicts of scalars with ``"grad_norm"`` and every name in ``losses``).
+
+    ok when every loss is within ``loss_tolerance`` and the gradient norm within ``grad_norm_tolerance``.
+    """
+    ours = {k: float(v) for k, v in first[subject].items()}
+    theirs = {k: float(v) for k, v in first[reference].items()}
+    checks: dict[str, Any] = {}
+    for name in losses:
+        checks[f"{name}_rel_diff"] = abs(ours[name] - theirs[name]) / max(abs(theirs[name]), 1e-12)
+    checks["grad_norm_rel_diff"] = abs(ours["grad_norm"] - theirs["grad_norm"]) / max(theirs["grad_norm"], 1e-12)
+    checks["max_abs_diff"] = abs(ours["loss"] - theirs["loss"])
+    checks["first_step_loss"] = theirs["loss"]
+    checks["first_step_grad_norm"] = theirs["grad_norm"]
+    checks["ok"] = (max(checks[f"{name}_rel_diff"] for name in losses) <= loss_tolerance
+                    and checks["grad_norm_rel_diff"] <= grad_norm_tolerance and theirs["grad_norm"] > 0)
+    return checks
+
+
 # --------------------------------------------------------------------------------------------- report
 
 

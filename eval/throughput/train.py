@@ -1,5 +1,12 @@
 """Throughput stage "train": one optimiser step of each method's training, samples (pairs) per second.
 
+Cases (each JAX vs a PyTorch port of the official step, same random weights, same inputs; the first step's
+losses and gradient norm must agree, later steps are only timed):
+
+* RANSAC-Flow fine network, stage 3 (below);
+* SegSwap transformer, stage 1 (``train_segswap``);
+* ArtMiner feature learning on mined pairs (``train_artminer``).
+
 RANSAC-Flow fine network, stage 3 (``mode="flow+match"``, mu = 1, lambda = 0.01; ransac_flow.md §3.3–3.5),
 Adam(2e-4, betas (0.5, 0.999)) on all three networks:
 
@@ -15,8 +22,6 @@ Batch: the official 16 pairs on GPU, 2 on CPU (a 2-core CPU needs seconds a pair
 1e-4 (loss) and 1e-3 (gradient norm) relative. Later steps are timed only (Adam's first update is about
 lr · sign(g), so tiny gradient differences would show up as 2 lr in the weights and say nothing about the
 implementations).
-
-SegSwap and ArtMiner have no training code in ``artdup_jax`` yet: their rows say so.
 """
 
 from __future__ import annotations
@@ -34,26 +39,9 @@ from artdup_jax.ransac_flow import task as ransac_flow_task
 from artdup_jax.training.state import TrainState
 from baselines.torch import ransac_flow_losses
 from baselines.torch.ransac_flow_fine import FineNetworkTorch, identity_grid
-from eval.throughput import harness, models
-from eval.throughput.harness import run_case, skipped_case
-
-try:
-    from artdup_jax.training.loop import make_train_step
-    STEP_SOURCE = "artdup_jax.training.loop.make_train_step"
-except ImportError:  # loop.py imports ml_collections at module level; some GPU images lack it
-    STEP_SOURCE = "the same step as training.loop.make_train_step (ml_collections missing)"
-
-    def make_train_step(task, model, config):
-        def train_step(state, batch, step_rng):
-            def loss_of(params):
-                return task.loss_fn(model, {"params": params, "batch_stats": state.batch_stats}, batch, step_rng,
-                                    config)
-
-            (loss, (metrics, batch_stats)), grads = jax.value_and_grad(loss_of, has_aux=True)(state.params)
-            grad_norm = jnp.sqrt(sum(jnp.sum(jnp.square(g)) for g in jax.tree.leaves(grads)))
-            return state.apply_gradients(grads, batch_stats), dict(metrics, loss=loss, grad_norm=grad_norm)
-
-        return train_step
+from eval.throughput import harness, models, train_artminer, train_segswap
+from eval.throughput.harness import run_case
+from eval.throughput.train_step import STEP_SOURCE, make_train_step
 
 LEARNING_RATE, BETAS = 2e-4, (0.5, 0.999)
 WEIGHTS = {"cycle": 1.0, "matchability": 0.01, "gradient": 0.0}  # stage 3
@@ -139,47 +127,34 @@ def _ransac_flow_case(pairs: int, size: int, margin: int, *, device: str, repeat
         optimiser.step()
         return {"loss": loss.detach(), "grad_norm": grad_norm.detach(), **{k: v.detach() for k, v in terms.items()}}
 
-    first = {}
-
-    def recording(name, fn):
-        def call():
-            out = fn()
-            first.setdefault(name, out)
-            return out
-        return call
-
-    def agreement(_):
-        ours = {k: float(v) for k, v in first["jax"].items()}
-        theirs = {k: float(v) for k, v in first["torch"].items()}
-        checks = {}
-        for name in ("loss", "reconstruction_loss", "cycle_loss", "matchability_loss"):
-            checks[f"{name}_rel_diff"] = abs(ours[name] - theirs[name]) / max(abs(theirs[name]), 1e-12)
-        checks["grad_norm_rel_diff"] = abs(ours["grad_norm"] - theirs["grad_norm"]) / max(theirs["grad_norm"], 1e-12)
-        checks["max_abs_diff"] = abs(ours["loss"] - theirs["loss"])
-        checks["first_step_loss"] = theirs["loss"]
-        checks["ok"] = (max(v for k, v in checks.items() if k.endswith("loss_rel_diff")) <= LOSS_TOLERANCE
-                        and checks["grad_norm_rel_diff"] <= GRAD_NORM_TOLERANCE)
-        return checks
+    candidates, first = harness.keeping_first_outputs({"jax": jax_step, "torch": torch_step})
 
     return run_case(
         "train", f"RANSAC-Flow fine network, stage 3, {pairs} pair{'s' if pairs > 1 else ''} per step",
-        {"jax": recording("jax", jax_step), "torch": recording("torch", torch_step)}, subject="jax",
+        candidates, subject="jax",
         repeats=repeats, warmup=warmup,
         params={"image": f"{size}x{size}", "pairs": pairs, "images_per_step": 2 * pairs, "margin": margin,
                 "optimiser": "adam(2e-4, b1=0.5)", "jax_step": STEP_SOURCE},
-        agreement=agreement, items=(pairs, "pairs"), compiled=compiled, memory=True)
+        agreement=lambda _: harness.first_step_agreement(
+            first, ("loss", "reconstruction_loss", "cycle_loss", "matchability_loss"),
+            loss_tolerance=LOSS_TOLERANCE, grad_norm_tolerance=GRAD_NORM_TOLERANCE),
+        items=(pairs, "pairs"), compiled=compiled, memory=True)
 
 
 def run(quick: bool = False, device: str = "cpu", seed: int = 0) -> list[dict]:
-    """The RANSAC-Flow training step, and rows for the methods without training code."""
+    """One training step of RANSAC-Flow, SegSwap and ArtMiner (sizes in each case's docstring)."""
     if quick:
-        pairs, size, margin, repeats, warmup = 1, 32, 8, 2, 0
+        repeats, warmup = 2, 0
+        ransac_flow, segswap, artminer = (1, 32, 8), (4, 64), (2, (14, 13))
+    elif device == "gpu":
+        repeats, warmup = 3, 1
+        ransac_flow, segswap, artminer = (16, 224, 88), (5, 480), (4, (80, 74, 68, 60, 49, 36, 20))
     else:
-        pairs, size, margin, repeats, warmup = (16, 224, 88, 3, 1) if device == "gpu" else (2, 224, 88, 3, 0)
+        repeats, warmup = 3, 0
+        ransac_flow, segswap, artminer = (2, 224, 88), (4, 320), (4, (24, 20))
+    options = dict(device=device, repeats=repeats, warmup=warmup, seed=seed)
     return [
-        _ransac_flow_case(pairs, size, margin, device=device, repeats=repeats, warmup=warmup, seed=seed),
-        skipped_case("train", "SegSwap transformer step", "no SegSwap training code in artdup_jax yet "
-                     "(segswap has the model, predict and scoring only)"),
-        skipped_case("train", "ArtMiner feature-learning step", "no ArtMiner training code in artdup_jax yet "
-                     "(artminer has features, detection and the feature cache only)"),
+        _ransac_flow_case(*ransac_flow, **options),
+        train_segswap.case(*segswap, **options),
+        train_artminer.case(*artminer, **options),
     ]
