@@ -8,14 +8,17 @@
    (as many whole cells as fit), the network runs, the context cells are removed and the ``(h, w, 256)``
    block is divided by its global L2 norm.
 2. Collection (§3.2): raw maps at the 7 scales, shorter side >= 8 cells (``FeatureCache``).
-3. Scores (§3.3): sliding cosine (``similarity.top_k_matches``); images are processed in steps, maps padded
-   to a few canonical sizes and all queries correlated in one convolution per (step, scale, size).
-4. Per image (§3.4): top ``k`` (= 8, the query's longer side) positions per scale, the best ``5 k`` over the
-   scales, boxes ``top = r/R H``, ``bottom = min((r + h)/R, 1) H`` (R from the resize rule with the shorter
-   side >= the kernel's larger side), greedy NMS where any intersection with a kept box suppresses (overlap =
-   intersection / area of the other box > 0), on the float boxes as the release's ``FeatPos2ImgBB`` does.
+3. Scores (§3.3): sliding cosine (``similarity.top_k_matches``). The maps of a step of images, every scale,
+   are packed by padded size (``packed_maps``) and all of it runs as one compiled program per batch of queries
+   (``ranking.rank_detections``): one convolution per size bucket, no Python loop over images or scales.
+4. Per image (§3.4), on the device: top ``k`` (= 8, the query's longer side) positions per scale, the best
+   ``5 k`` over the scales, boxes ``top = r/R H``, ``bottom = min((r + h)/R, 1) H`` (R from the resize rule
+   with the shorter side >= the kernel's larger side), greedy NMS where any intersection with a kept box
+   suppresses (overlap = intersection / area of the other box > 0), ordered exactly as the release's float
+   boxes (``ranking``).
 5. Over the collection (§3.5): the query's own image is skipped, the rest is ranked by score (stable: ties
-   keep collection order) and cut to ``num_predictions``. Boxes are truncated to int at the end.
+   keep collection order) and cut to ``num_predictions``. Pixel boxes (float64 on the host, as the release's
+   ``FeatPos2ImgBB``) are truncated to int at the end.
 
 Boxes are ``[x1, y1, x2, y2]`` in pixels of the original image (x = column, x2/y2 exclusive).
 """
@@ -31,6 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from artdup_jax.artminer.collection import FeatureCache
+from artdup_jax.artminer.packed_maps import packed_maps
+from artdup_jax.artminer.ranking import rank_detections
 from artdup_jax.artminer.features import (
     SCALES,
     STRIDE,
@@ -42,7 +47,7 @@ from artdup_jax.artminer.features import (
     resize_image,
     round_half_away,
 )
-from artdup_jax.artminer.similarity import normalise_query, pad_kernels, top_k_matches
+from artdup_jax.artminer.similarity import normalise_query, pad_kernels
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,8 +62,9 @@ class DetectionConfig:
     num_predictions: int = 1000
     resample: str = "nearest"  # PIL filter of every resize (the release ran Pillow <= 6: NEAREST)
     map_granularity: int = 8  # maps are zero-padded to multiples of this many cells (fewer compilations)
-    images_per_step: int = 16
-    max_batch: int = 8
+    images_per_step: int = 64  # images packed and ranked together (bounds the packed copy of their maps)
+    queries_per_call: int = 16  # queries ranked by one compiled call
+    max_batch: int = 8  # images per network call
 
     @property
     def k(self) -> int:
@@ -214,104 +220,85 @@ def cells_to_boxes(rows, cols, kernel_hw, map_hw, image_hw) -> np.ndarray:
 # --------------------------------------------------------------------------------------------- detection
 
 
-def _pad_map(feature_map: jnp.ndarray, shape_hw) -> jnp.ndarray:
-    rows, cols = feature_map.shape[:2]
-    return jnp.pad(feature_map.astype(jnp.float32), ((0, shape_hw[0] - rows), (0, shape_hw[1] - cols), (0, 0)))
+def _py2_round(x: np.ndarray) -> np.ndarray:
+    return np.floor(x + 0.5)  # halves away from zero, for the non-negative values here
 
 
-def _scale_candidates(cache, paths, scale, kernels, config):
-    """Top-k per (image, query) at one scale: ``scores, rows, cols`` each ``(n, Q, k)``."""
-    padded_kernels, kernel_hw, shapes, shape_index = kernels
-    q = padded_kernels.shape[0]
-    scores = np.full((len(paths), q, config.k), -np.inf, np.float32)
-    rows = np.zeros((len(paths), q, config.k), np.int32)
-    cols = np.zeros_like(rows)
-    g = config.map_granularity
-    maps = [cache.get(p, scale, config.image_min_cells) for p in paths]
-    groups = collections.defaultdict(list)
-    for index, feature_map in enumerate(maps):
-        r, c = feature_map.shape[:2]
-        groups[(-(-r // g) * g, -(-c // g) * g)].append(index)
-    for shape_hw, indices in groups.items():
-        for start in range(0, len(indices), config.max_batch):
-            chunk = indices[start:start + config.max_batch]
-            size = 1 << (len(chunk) - 1).bit_length()  # batch padded to a power of two: fewer compilations
-            batch = jnp.stack([_pad_map(maps[i], shape_hw) for i in chunk]
-                              + [jnp.zeros((*shape_hw, padded_kernels.shape[-1]), jnp.float32)] * (size - len(chunk)))
-            valid_hw = np.array([maps[i].shape[:2] for i in chunk] + [(0, 0)] * (size - len(chunk)), np.int32)
-            values, r, c = top_k_matches(batch, valid_hw, padded_kernels, kernel_hw, shape_index,
-                                         shapes=shapes, k=config.k)
-            scores[chunk], rows[chunk], cols[chunk] = (np.asarray(a)[: len(chunk)] for a in (values, r, c))
-    return scores, rows, cols
+def box_grids(image_hw: np.ndarray, scales: Sequence[int], min_cells: np.ndarray) -> np.ndarray:
+    """``(N, S, Q, 2)`` float64 ``cells_for_size(W, H, scale, min_cells[q])`` for every image, scale and query,
+    vectorised (the same float64 operations, so the same cells). image_hw ``(N, 2)``; min_cells ``(Q,)``."""
+    height, width = (image_hw[:, i].astype(np.float64)[:, None, None] for i in (0, 1))
+    longer = np.asarray(scales, np.float64)[None, :, None]
+    minimum = np.asarray(min_cells, np.float64)[None, None, :]
+    ratio = width / height
+    portrait = ratio < 1
+    rows = np.where(portrait, longer, np.maximum(_py2_round(longer / ratio), minimum))
+    cols = np.where(portrait, np.maximum(_py2_round(ratio * longer), minimum), longer)
+    return np.stack(np.broadcast_arrays(rows, cols), -1)
 
 
-def _image_candidates(cache, paths, kernels, excluded, config):
-    """Per image and query: the best ``keep_per_image`` candidates over the scales, as boxes, after NMS."""
-    _, kernel_hw, _, _ = kernels
-    per_scale = [_scale_candidates(cache, paths, scale, kernels, config) for scale in config.scales]
-    scores = np.concatenate([s for s, _, _ in per_scale], axis=-1)  # (n, Q, S k)
-    rows = np.concatenate([r for _, r, _ in per_scale], axis=-1)
-    cols = np.concatenate([c for _, _, c in per_scale], axis=-1)
-    scale_index = np.broadcast_to(np.repeat(np.arange(len(config.scales)), config.k), scores.shape)
-    order = np.argsort(-scores, axis=-1, kind="stable")[..., : config.keep_per_image]
-    scores, rows, cols, scale_index = (np.take_along_axis(a, order, -1) for a in (scores, rows, cols, scale_index))
-
-    # Map size for the box conversion: the resize rule with the shorter side >= the kernel's larger side.
-    sizes = np.array([cache.image_size(p) for p in paths], np.float64)  # (n, 2) H, W
-    larger = kernel_hw.max(axis=1)
-    distinct, larger_index = np.unique(larger, return_inverse=True)
-    table = np.array([[[cells_for_size(w, h, scale, int(m)) for m in distinct] for scale in config.scales]
-                      for h, w in sizes], np.float64)  # (n, S, U, 2)
-    image = np.arange(len(paths))[:, None, None]
-    map_hw = (table[image, scale_index, larger_index[None, :, None], 0],
-              table[image, scale_index, larger_index[None, :, None], 1])
-    boxes = cells_to_boxes(rows, cols, (kernel_hw[None, :, None, 0], kernel_hw[None, :, None, 1]), map_hw,
-                           (sizes[:, 0, None, None], sizes[:, 1, None, None]))
-    valid = np.isfinite(scores) & (excluded[None, :, None] != np.arange(len(paths))[:, None, None])
-    keep = suppress_overlaps(boxes, valid)
-    return scores, boxes, keep, scale_index, np.stack([rows, cols], -1)
+def _rank_chunk(packed, blocks, excluded, config):
+    """One call of ``ranking.rank_detections`` for a few queries over one packed step of images; returns the
+    queries' candidates as host arrays ``(Q, T)`` (score, image, scale index, row, col) and ``kernel_hw``."""
+    padded, kernel_hw, shapes, shape_index = pad_kernels(blocks)
+    grid = box_grids(packed.image_hw, packed.scales, kernel_hw.max(axis=1))
+    num_images, num_scales = len(packed.paths), len(packed.scales)
+    per_image = min(config.keep_per_image, num_scales * config.k)
+    found = rank_detections(
+        tuple((b.maps, b.valid_hw, b.image, b.scale) for b in packed.buckets), jnp.asarray(padded),
+        jnp.asarray(kernel_hw), jnp.asarray(shape_index), jnp.asarray(excluded, jnp.int32),
+        jnp.asarray(grid, jnp.float32), shapes=shapes, num_images=num_images, num_scales=num_scales, k=config.k,
+        per_image=per_image, top_n=min(config.num_predictions, num_images * per_image))
+    return [np.asarray(a) for a in found], kernel_hw, grid
 
 
 def detect(variables: dict, queries: Sequence[Query], paths: Sequence[str], config: DetectionConfig = DetectionConfig(),
            *, cache: FeatureCache | None = None) -> list[RankedDetections]:
-    """Ranked detections of every query over the images ``paths`` (the query's own image is skipped)."""
+    """Ranked detections of every query over the images ``paths`` (the query's own image is skipped).
+
+    The collection is processed ``config.images_per_step`` images at a time: their maps are computed (or taken
+    from ``cache``), packed by size (``packed_maps``) and ranked for ``config.queries_per_call`` queries per
+    compiled call (``ranking.rank_detections``); the steps' top lists are merged on the host.
+    """
     if cache is None:
         cache = FeatureCache(variables, resample=config.resample, max_batch=config.max_batch)
     elif cache.resample != config.resample or cache.variables is not variables:
         raise ValueError("the cache was built with other variables or another resample filter")
     paths = [os.path.abspath(os.fspath(p)) for p in paths]
     crops = [query_crop(cache.read(q.image), q.box, config) for q in queries]
-    padded, kernel_hw, shapes, shape_index = pad_kernels(query_blocks(variables, crops, max_batch=config.max_batch))
-    kernels = (jnp.asarray(padded), kernel_hw, shapes, jnp.asarray(shape_index))
+    blocks = query_blocks(variables, crops, max_batch=config.max_batch)
     position = {p: i for i, p in enumerate(paths)}
-    excluded_global = np.array([position.get(os.path.abspath(os.fspath(q.image)), -1) for q in queries])
+    excluded = np.array([position.get(os.path.abspath(os.fspath(q.image)), -1) for q in queries], np.int64)
 
-    n_queries, top_n = len(queries), config.num_predictions
-    best = {"score": np.full((n_queries, 0), -np.inf, np.float32), "image": np.zeros((n_queries, 0), np.int64),
-            "box": np.zeros((n_queries, 0, 4)), "scale": np.zeros((n_queries, 0), np.int64),
-            "cell": np.zeros((n_queries, 0, 2), np.int64)}
+    # Per query: the steps' candidates (score, image, scale, row, col, box), merged at the end.
+    found: list[list[tuple]] = [[] for _ in queries]
     for start in range(0, len(paths), config.images_per_step):
         step = paths[start:start + config.images_per_step]
-        cache.ensure(step, config.scales, config.image_min_cells)
-        scores, boxes, keep, scale_index, cells = _image_candidates(cache, step, kernels, excluded_global - start,
-                                                                    config)
-        image = np.broadcast_to(np.arange(start, start + len(step))[:, None, None], scores.shape)
-        new = {"score": np.where(keep, scores, -np.inf), "image": image, "box": boxes,
-               "scale": np.asarray(config.scales)[scale_index], "cell": cells}
-        # (n, Q, P, ...) -> (Q, n P, ...), appended after the running list: ties keep collection order.
-        merged = {k: np.concatenate([best[k], np.moveaxis(v, 1, 0).reshape(n_queries, -1, *v.shape[3:])], axis=1)
-                  for k, v in new.items()}
-        order = np.argsort(-merged["score"], axis=1, kind="stable")[:, :top_n]
-        best = {k: np.take_along_axis(v, order.reshape(*order.shape, *[1] * (v.ndim - 2)), axis=1)
-                for k, v in merged.items()}
+        packed = packed_maps(cache, step, config.scales, config.image_min_cells, granularity=config.map_granularity)
+        for q0 in range(0, len(queries), config.queries_per_call):
+            chunk = slice(q0, q0 + config.queries_per_call)
+            (score, image, scale, row, col), kernel_hw, grid = _rank_chunk(packed, blocks[chunk],
+                                                                            excluded[chunk] - start, config)
+            for q in range(score.shape[0]):
+                real = np.isfinite(score[q])
+                i, s = image[q][real], scale[q][real]
+                boxes = cells_to_boxes(row[q][real], col[q][real], kernel_hw[q], (grid[i, s, q, 0], grid[i, s, q, 1]),
+                                       (packed.image_hw[i, 0], packed.image_hw[i, 1]))
+                found[q0 + q].append((score[q][real], i + start, s, row[q][real], col[q][real], boxes))
 
     results = []
-    for q in range(n_queries):
-        found = np.isfinite(best["score"][q])
+    for parts in found:
+        score, image, scale, row, col, boxes = (np.concatenate([p[j] for p in parts]) if parts else None
+                                                for j in range(6))
+        if score is None:
+            results.append(RankedDetections([], np.zeros(0, np.float32), np.zeros((0, 4), np.int64),
+                                            np.zeros(0, np.int64), np.zeros((0, 2), np.int64)))
+            continue
+        order = np.argsort(-score, kind="stable")[: config.num_predictions]  # steps in collection order
         results.append(RankedDetections(
-            paths=[paths[i] for i in best["image"][q][found]],
-            scores=best["score"][q][found].astype(np.float32),
-            boxes=np.trunc(best["box"][q][found]).astype(np.int64),
-            scales=best["scale"][q][found].astype(np.int64),
-            cells=best["cell"][q][found].astype(np.int64)))
+            paths=[paths[i] for i in image[order]],
+            scores=score[order].astype(np.float32),
+            boxes=np.trunc(boxes[order]).astype(np.int64),
+            scales=np.asarray(config.scales)[scale[order]].astype(np.int64),
+            cells=np.stack([row[order], col[order]], -1).astype(np.int64)))
     return results

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from artdup_jax.artminer import DetectionConfig, FeatureCache, Query, cells_for_size, detect, query_crop
-from artdup_jax.artminer.detection import cells_to_boxes, suppress_overlaps
+from artdup_jax.artminer.detection import box_grids, cells_to_boxes, suppress_overlaps
+from artdup_jax.artminer.ranking import suppress_overlaps_device
 from artdup_jax.data.images import read_image
 from artdup_jax.data.synthetic_collection import make_collection
 from baselines.torch import artminer as torch_artminer
@@ -45,6 +46,28 @@ def test_nms_overlap_is_relative_to_the_other_box():
     assert suppress_overlaps(boxes, np.ones(2, bool), threshold=0.5).tolist() == [True, False]
     boxes = boxes[::-1].copy()
     assert suppress_overlaps(boxes, np.ones(2, bool), threshold=0.5).tolist() == [True, True]
+
+
+def test_device_nms_equals_the_host_nms():
+    rng = np.random.default_rng(0)
+    corner = rng.integers(0, 20, size=(6, 3, 12, 2))
+    boxes = np.concatenate([corner, corner + rng.integers(1, 8, size=corner.shape)], -1).astype(np.float64)
+    valid = rng.uniform(size=(6, 3, 12)) > 0.2
+    for threshold in (0.0, 0.5):
+        expected = suppress_overlaps(boxes, valid, threshold)
+        assert 0 < expected.sum() < valid.sum()
+        np.testing.assert_array_equal(np.asarray(suppress_overlaps_device(boxes.astype(np.float32), valid, threshold)),
+                                      expected)
+
+
+def test_box_grids_equal_the_resize_rule():
+    image_hw = np.array([[480, 640], [640, 480], [101, 99], [300, 300], [37, 500]])
+    minimum = np.array([1, 6, 8])
+    grid = box_grids(image_hw, (80, 20, 7), minimum)
+    for i, (h, w) in enumerate(image_hw):
+        for s, scale in enumerate((80, 20, 7)):
+            for q, m in enumerate(minimum):
+                assert tuple(grid[i, s, q]) == cells_for_size(w, h, scale, int(m))
 
 
 def test_cells_map_to_equal_fractions_of_the_image():
@@ -95,6 +118,21 @@ def test_collection_maps_are_computed_once_for_several_queries(variables, exact_
     assert cache.maps_computed == len(paths) * len(SCALES)
     np.testing.assert_array_equal(again[0].boxes, first.boxes)
     np.testing.assert_allclose(again[0].scores, first.scores)
+
+
+def test_detection_in_steps_of_images_and_queries_equals_one_call(variables, exact_copies):
+    import dataclasses
+
+    paths = [str(exact_copies.folder / n) for n in exact_copies.images]
+    queries = [q for q, _ in _queries(exact_copies)][:3]
+    cache = FeatureCache(variables)
+    whole = detect(variables, queries, paths, CONFIG, cache=cache)
+    steps = detect(variables, queries, paths, dataclasses.replace(CONFIG, images_per_step=3, queries_per_call=2),
+                   cache=cache)
+    for a, b in zip(whole, steps):
+        assert a.names == b.names and len(a) >= 5
+        np.testing.assert_array_equal(a.boxes, b.boxes)
+        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5)  # other batch sizes: other summation orders
 
 
 def test_detection_equals_the_torch_port_of_the_release(torch_net, variables, tmp_path):
