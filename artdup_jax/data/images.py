@@ -13,10 +13,19 @@ Conventions (one place, so every reader and evaluation agrees):
   ``Image.convert("RGB")`` does in the reference code (the RANSAC-Flow quick-start inputs are RGBA);
   ``alpha="white"`` composites onto a white background (``rgb * a + (1 - a)``).
 * Multi-frame files (GIF, TIFF stacks) give their first frame.
+* Size limits: an image of more than ``max_pixels`` pixels (default ``MAX_PIXELS`` = 40 megapixels, about
+  480 MB as float32 RGB; the environment variable ``ARTDUP_MAX_PIXELS`` changes it) is downscaled, aspect
+  ratio kept, with an ``ImageDownscaledWarning``; JPEGs are decoded at a reduced scale directly, other 8-bit
+  images are shrunk before the float conversion, so the full-size float array never exists. Files beyond
+  Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS`` x 2) are refused. ``min_side`` rejects
+  images too small to use. ``reading_limits`` sets both defaults for a block of code (the ``artdup`` tool
+  rejects images smaller than one 16-pixel feature cell this way).
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import warnings
 from pathlib import Path
@@ -26,6 +35,36 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 _ALPHA_MODES = ("drop", "white")
 _EXIF_ORIENTATION_TAG = 0x0112
+_EXIF_TRANSPOSED = (5, 6, 7, 8)  # orientations that swap width and height
+MAX_PIXELS = 40_000_000  # default downscaling limit (``ARTDUP_MAX_PIXELS`` overrides it)
+_DEFAULT = object()  # "use the current default" (``reading_limits``), distinct from None = no limit
+_limits = {"min_side": None, "min_side_reason": "", "max_pixels": None}
+
+
+def default_max_pixels() -> int | None:
+    """The pixel count above which images are downscaled: ``reading_limits``, else ``ARTDUP_MAX_PIXELS``, else
+    ``MAX_PIXELS``."""
+    if _limits["max_pixels"] is not None:
+        return _limits["max_pixels"]
+    value = os.environ.get("ARTDUP_MAX_PIXELS", "").strip()
+    if value:
+        try:
+            return max(1, int(float(value)))
+        except ValueError:
+            raise ValueError(f"ARTDUP_MAX_PIXELS must be a number of pixels, got {value!r}") from None
+    return MAX_PIXELS
+
+
+@contextlib.contextmanager
+def reading_limits(*, min_side: int | None = None, min_side_reason: str = "", max_pixels: int | None = None):
+    """Within the block, ``read_image`` rejects images with a shorter side below ``min_side`` (saying
+    ``min_side_reason``) and downscales images above ``max_pixels`` unless its caller says otherwise."""
+    saved = dict(_limits)
+    _limits.update(min_side=min_side, min_side_reason=min_side_reason, max_pixels=max_pixels)
+    try:
+        yield
+    finally:
+        _limits.update(saved)
 
 
 class ImageReadError(ValueError):
@@ -50,18 +89,36 @@ def _check_file(path: Path) -> None:
         raise ImageReadError(f"{path}: empty file")
 
 
-def _open(path: Path) -> tuple[Image.Image, bool]:
-    """The decoded image and whether it stores 16-bit colour (known only before decoding)."""
+def _open(path: Path, max_pixels: int | None) -> tuple[Image.Image, bool, tuple[int, int]]:
+    """The decoded image, whether it stores 16-bit colour (known only before decoding) and its stored
+    ``(H, W)`` as a viewer shows it (EXIF rotation applied; before any reduced-scale decoding).
+
+    A JPEG of more than ``max_pixels`` is decoded at the smallest of 1/2, 1/4, 1/8 scale still above it.
+    """
     try:
-        image = Image.open(path)
+        with warnings.catch_warnings():  # between 1x and 2x Pillow's limit: we downscale and say so ourselves
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
         is_16bit_colour = _is_16bit_colour(image)
+        width, height = image.size
+        stored_hw = (width, height) if _orientation(image) in _EXIF_TRANSPOSED else (height, width)
+        if max_pixels is not None and width * height > max_pixels and image.format == "JPEG":
+            scale = math.sqrt(max_pixels / (width * height))
+            image.draft(image.mode, (max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))))
         image.load()
     except Image.DecompressionBombError as exc:
         raise ImageReadError(f"{path}: image too large for Pillow's safety limit "
                              f"(PIL.Image.MAX_IMAGE_PIXELS): {_one_line(exc)}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageReadError(f"{path}: not a readable image ({_one_line(exc)})") from None
-    return image, is_16bit_colour
+    return image, is_16bit_colour, stored_hw
+
+
+def _orientation(image: Image.Image) -> int | None:
+    try:
+        return image.getexif().get(_EXIF_ORIENTATION_TAG)
+    except Exception:  # malformed EXIF: treat as unrotated, like a viewer would
+        return None
 
 
 def _is_16bit_colour(image: Image.Image) -> bool:
@@ -126,6 +183,36 @@ def _pil_to_float(image: Image.Image) -> np.ndarray:
     return np.asarray(converted, dtype=np.float32) / 255.0
 
 
+def _within_pixels(height: int, width: int, max_pixels: int) -> tuple[int, int]:
+    """The largest ``(H, W)`` of the same aspect ratio (sides rounded down, at least 1) with at most
+    ``max_pixels`` pixels."""
+    scale = math.sqrt(max_pixels / (height * width))
+    new_height, new_width = max(1, math.floor(height * scale)), max(1, math.floor(width * scale))
+    while new_height * new_width > max_pixels:  # float rounding; max_pixels >= 1
+        if new_height >= new_width:
+            new_height -= 1
+        else:
+            new_width -= 1
+    return new_height, new_width
+
+
+def _reduced_size(size_hw: tuple[int, int], max_pixels: int | None) -> tuple[int, int]:
+    """``size_hw`` itself within the limit, else the largest same-aspect size within it."""
+    height, width = size_hw
+    if max_pixels is None or height * width <= max_pixels:
+        return size_hw
+    return _within_pixels(height, width, max_pixels)
+
+
+def _shrink_8bit(image: Image.Image, size_hw: tuple[int, int]) -> Image.Image | None:
+    """The image resized in Pillow (8-bit modes only: no float copy of the full size); None otherwise."""
+    if image.mode not in ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"):
+        return None
+    has_alpha = image.mode in ("LA", "PA", "RGBA") or "transparency" in image.info
+    converted = image.convert("RGBA" if has_alpha else "RGB")
+    return converted.resize((size_hw[1], size_hw[0]), Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
 def _resize(rgb: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     """Per-channel float Lanczos (Pillow "F" images), clipped back to [0, 1]."""
     height, width = size_hw
@@ -135,23 +222,27 @@ def _resize(rgb: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     return np.clip(np.stack(channels, axis=-1), 0.0, 1.0).astype(np.float32)
 
 
-def read_image_size(path) -> tuple[int, int]:
-    """``(height, width)`` as :func:`read_image` would return it (EXIF rotation included), header only."""
+def read_image_size(path, *, max_pixels=_DEFAULT) -> tuple[int, int]:
+    """``(height, width)`` as :func:`read_image` would return it (EXIF rotation and the ``max_pixels``
+    downscaling included), from the header only."""
+    max_pixels = default_max_pixels() if max_pixels is _DEFAULT else max_pixels
     path = Path(path)
     _check_file(path)
     try:
-        with Image.open(path) as image:
-            width, height = image.size
-            try:
-                orientation = image.getexif().get(_EXIF_ORIENTATION_TAG)
-            except Exception:
-                orientation = None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                orientation = _orientation(image)
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(f"{path}: image too large for Pillow's safety limit "
+                             f"(PIL.Image.MAX_IMAGE_PIXELS): {_one_line(exc)}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageReadError(f"{path}: not a readable image ({_one_line(exc)})") from None
-    return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
+    return _reduced_size((width, height) if orientation in _EXIF_TRANSPOSED else (height, width), max_pixels)
 
 
-def read_image(path, *, max_side: int | None = None, min_side: int | None = None,
+def read_image(path, *, max_side: int | None = None, min_side=_DEFAULT, max_pixels=_DEFAULT,
                alpha: str = "drop") -> np.ndarray:
     """Read any common image file as RGB.
 
@@ -159,7 +250,10 @@ def read_image(path, *, max_side: int | None = None, min_side: int | None = None
       path: file to read.
       max_side: if given and the longer side exceeds it, the image is shrunk (aspect ratio kept, Lanczos,
         sides rounded) so that the longer side equals ``max_side``, with an ``ImageDownscaledWarning``.
-      min_side: if given, an image whose shorter side (before any downscaling) is below it is rejected.
+      min_side: if not None, an image whose shorter side (before any downscaling) is below it is rejected
+        (default: none, or what ``reading_limits`` set).
+      max_pixels: if not None, an image of more pixels is downscaled to at most that many (aspect ratio kept,
+        Lanczos) with an ``ImageDownscaledWarning`` (default: ``default_max_pixels()``).
       alpha: "drop" (ignore transparency, as ``convert("RGB")``) or "white" (composite on white).
     Returns:
       ``(H, W, 3)`` float32 RGB in [0, 1], EXIF orientation applied.
@@ -168,10 +262,20 @@ def read_image(path, *, max_side: int | None = None, min_side: int | None = None
     """
     if alpha not in _ALPHA_MODES:
         raise ValueError(f"alpha must be one of {_ALPHA_MODES}, got {alpha!r}")
+    min_side = _limits["min_side"] if min_side is _DEFAULT else min_side
+    max_pixels = default_max_pixels() if max_pixels is _DEFAULT else max_pixels
     path = Path(path)
     _check_file(path)
-    image, is_16bit_colour = _open(path)
+    image, is_16bit_colour, stored_hw = _open(path, max_pixels)
+    height, width = stored_hw  # as a viewer shows the file, before any downscaling
+    reduced_hw = _reduced_size(stored_hw, max_pixels)
     try:
+        if height == 0 or width == 0:
+            raise ImageReadError(f"{path}: image has no pixels ({width}x{height})")
+        if min_side is not None and min(height, width) < min_side:
+            reason = f" ({_limits['min_side_reason']})" if _limits["min_side_reason"] else ""
+            raise ImageReadError(f"{path}: image is {width}x{height} px, shorter side below min_side={min_side}"
+                                 f"{reason}")
         if is_16bit_colour:
             pixels = _read_16bit_colour(path, image)
         else:
@@ -180,8 +284,11 @@ def read_image(path, *, max_side: int | None = None, min_side: int | None = None
             except Exception as exc:  # a corrupt EXIF block must not make the pixels unreadable
                 warnings.warn(f"{path}: ignoring unreadable EXIF orientation ({_one_line(exc)})",
                               stacklevel=2)
-            pixels = _pil_to_float(image)
+            shrunk = _shrink_8bit(image, reduced_hw) if reduced_hw != (height, width) else None
+            pixels = _pil_to_float(shrunk if shrunk is not None else image)
     except (OSError, ValueError) as exc:
+        if isinstance(exc, ImageReadError):
+            raise
         raise ImageReadError(f"{path}: cannot decode pixels ({_one_line(exc)})") from None
     finally:
         image.close()
@@ -190,12 +297,13 @@ def read_image(path, *, max_side: int | None = None, min_side: int | None = None
         rgb, a = pixels[..., :3], pixels[..., 3:]
         pixels = rgb * a + (1.0 - a) if alpha == "white" else rgb
     pixels = np.ascontiguousarray(pixels, dtype=np.float32)
-
-    height, width = pixels.shape[:2]
-    if height == 0 or width == 0:
-        raise ImageReadError(f"{path}: image has no pixels ({width}x{height})")
-    if min_side is not None and min(height, width) < min_side:
-        raise ImageReadError(f"{path}: image is {width}x{height}, shorter side below min_side={min_side}")
+    if pixels.shape[:2] != reduced_hw:  # 16-bit and float images, or a reduced-scale JPEG decode
+        pixels = _resize(pixels, reduced_hw)
+    if reduced_hw != (height, width):
+        warnings.warn(f"{path}: {width}x{height} image ({height * width / 1e6:.1f} MP) downscaled to "
+                      f"{reduced_hw[1]}x{reduced_hw[0]} (limit max_pixels={max_pixels}; ARTDUP_MAX_PIXELS "
+                      "sets it)", ImageDownscaledWarning, stacklevel=2)
+    height, width = reduced_hw
     if max_side is not None and max(height, width) > max_side:
         scale = max_side / max(height, width)
         new_hw = (max(1, round(height * scale)), max(1, round(width * scale)))
