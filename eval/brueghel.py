@@ -38,8 +38,14 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
 
+from artdup_jax.artminer.annotations import (  # noqa: F401  (re-exported: the evaluation's public names)
+    AnnotatedQuery,
+    AnnotationError,
+    parse_annotations,
+    read_annotations,
+)
+from artdup_jax.artminer.metrics import PAPER_METRIC, average_precision, iou, summarise  # noqa: F401
 from artdup_jax.data import outputs
 from artdup_jax.data.images import ImageReadError, read_image_size
 
@@ -47,21 +53,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ANNOTATIONS = REPO_ROOT.parent / "shared" / "data" / "brueghel" / "brueghelTest.json"
 DEFAULT_OUT = REPO_ROOT / "runs" / "eval" / "brueghel"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".ppm", ".webp")
-PAPER_METRIC = ("mAP_per_query: artminer.md §3.6/§5.3 expects the README's 58.0 (ImageNet) / 75.3 (Brueghel-trained) "
-                "to be the mean over all queries; the spec marks this as unverified, so both averages are given")
-
-
-class AnnotationError(ValueError):
-    """The annotation file is malformed or does not fit the image folder; the message says where."""
-
-
-@dataclasses.dataclass(frozen=True)
-class AnnotatedQuery:
-    category: str
-    index: int  # position in the category's list
-    image: str  # file name
-    box: tuple[int, int, int, int]  # [x1, y1, x2, y2] pixels
-    gt: tuple[tuple[str, tuple[int, int, int, int]], ...]  # every other instance of the class
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,49 +63,6 @@ class Prediction:
 
 
 # ------------------------------------------------------------------------------------------- annotations
-
-
-def _entry(item, where: str) -> tuple[str, tuple[int, int, int, int]]:
-    if not (isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str)
-            and isinstance(item[1], (list, tuple)) and len(item[1]) == 4):
-        raise AnnotationError(f"{where}: expected [image_name, [x1, y1, x2, y2]], got {item!r:.200}")
-    try:
-        box = tuple(int(v) for v in item[1])
-    except (TypeError, ValueError):
-        raise AnnotationError(f"{where}: box must hold 4 numbers, got {item[1]!r}") from None
-    return item[0], box
-
-
-def parse_annotations(data, source: str = "annotations") -> list[AnnotatedQuery]:
-    """The official format ``{class: [{"query": [name, box], "gt": [[name, box], ...]}, ...]}`` -> queries
-    in file order."""
-    if not isinstance(data, dict) or not data:
-        raise AnnotationError(f"{source}: expected a non-empty JSON object of classes")
-    queries = []
-    for category, items in data.items():
-        if not isinstance(items, list):
-            raise AnnotationError(f"{source}: class {category!r} must map to a list of instances")
-        for index, item in enumerate(items):
-            where = f"{source}: class {category!r} instance {index}"
-            if not isinstance(item, dict) or "query" not in item or "gt" not in item:
-                raise AnnotationError(f"{where}: expected an object with 'query' and 'gt'")
-            image, box = _entry(item["query"], f"{where} query")
-            if not isinstance(item["gt"], list) or not item["gt"]:
-                raise AnnotationError(f"{where}: 'gt' must be a non-empty list")
-            gt = tuple(_entry(g, f"{where} gt {k}") for k, g in enumerate(item["gt"]))
-            queries.append(AnnotatedQuery(str(category), index, image, box, gt))
-    return queries
-
-
-def read_annotations(path: str | os.PathLike) -> list[AnnotatedQuery]:
-    path = Path(path)
-    if not path.is_file():
-        raise AnnotationError(f"{path}: no such annotation file")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise AnnotationError(f"{path}: not valid JSON ({error})") from None
-    return parse_annotations(data, str(path))
 
 
 def check_against_images(queries: Sequence[AnnotatedQuery], folder: str | os.PathLike) -> dict[str, tuple[int, int]]:
@@ -141,53 +89,6 @@ def check_against_images(queries: Sequence[AnnotatedQuery], folder: str | os.Pat
 
 
 # ------------------------------------------------------------------------------------------------ scoring
-
-
-def iou(box: Sequence[float], boxes: np.ndarray) -> np.ndarray:
-    """IoU of one ``[x1, y1, x2, y2]`` box with ``(N, 4)`` boxes; widths are ``x2 - x1`` (no +1)."""
-    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-    iw = np.maximum(0.0, np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]))
-    ih = np.maximum(0.0, np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]))
-    inter = iw * ih
-    union = (box[2] - box[0]) * (box[3] - box[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) - inter
-    return inter / union
-
-
-def average_precision(predictions: Sequence[tuple[str, Sequence[float]]], gt: Sequence[tuple[str, Sequence[float]]],
-                      *, iou_threshold: float = 0.3, num_predictions: int = 1000) -> tuple[float, list[int]]:
-    """Non-interpolated AP of one ranked list, as the release's ``eval.py``.
-
-    Walks the first ``num_predictions`` predictions ``(image, box)``; each unmatched ground truth in the same
-    image with IoU > ``iou_threshold`` is matched (a prediction may match several), adding the precision at that
-    rank. Returns ``(sum of precisions / len(gt), matched)`` with ``matched[j]`` = 1-based index of the
-    ground truth prediction ``j`` matched last, 0 for a false positive.
-    """
-    used = np.zeros(len(gt), bool)
-    precisions: list[float] = []
-    matched = []
-    for rank, (image, box) in enumerate(predictions[:num_predictions]):
-        hit = 0
-        for k, (gt_image, gt_box) in enumerate(gt):
-            if not used[k] and gt_image == image and iou(box, gt_box)[0] > iou_threshold:
-                precisions.append((len(precisions) + 1) / (rank + 1))
-                used[k] = True
-                hit = k + 1
-        matched.append(hit)
-    return float(np.sum(precisions) / len(gt)), matched
-
-
-def summarise(queries: Sequence[AnnotatedQuery], aps: Sequence[float]) -> dict:
-    """Both averages and the per-class means."""
-    per_class: dict[str, list[float]] = {}
-    for q, ap in zip(queries, aps):
-        per_class.setdefault(q.category, []).append(ap)
-    class_means = {c: float(np.mean(v)) for c, v in per_class.items()}
-    return {
-        "mAP_per_query": float(np.mean(aps)),
-        "mAP_per_class": float(np.mean(list(class_means.values()))),
-        "paper_metric": PAPER_METRIC,
-        "per_class": {c: {"AP": class_means[c], "queries": len(per_class[c])} for c in per_class},
-    }
 
 
 # ------------------------------------------------------------------------------------------------ methods

@@ -4,13 +4,19 @@
   variables = convert.load_torch_checkpoint("artminer", "brueghelModel.pth")   # or resnet18.pth (ImageNet)
   features(variables, images)            -> (B, h, w, 256) raw layer3 activations    (features.py, §1)
   detect(variables, queries, paths)      -> one ranked list of boxes per query        (detection.py, §3)
+  discover(variables, paths, config)     -> pair scores, groups and region groups     (discovery.py, §4)
+  python -m train.main --config configs/artminer.py:brueghel|smoke                    (task.py, §2)
 
 Files: ``features.py`` (network, resize rule, scale list, L2 normalisation), ``similarity.py`` (sliding cosine
 as a convolution, top-k), ``collection.py`` (multi-scale feature maps of a collection, batched and cached),
-``detection.py`` (one-shot detection), ``weights.py`` (checkpoints). Training (§2) and discovery (§4) are to
-come as ``training.py`` / ``discovery.py`` on top of ``features`` and ``FeatureCache``.
+``packed_maps.py`` (those maps stacked by size on the device), ``ranking.py`` (detection's compiled ranking:
+top-k, NMS, collection top-N), ``detection.py`` (one-shot detection), ``annotations.py`` / ``metrics.py`` (the
+official annotation format, AP and both mAPs), ``mining.py`` / ``training.py`` / ``task.py`` (self-supervised
+training: on-device mining, the hard-positive loss, the training task), ``discovery.py`` / ``report.py``
+(discovery and its HTML page), ``weights.py`` (checkpoints).
 """
 
+from artdup_jax.artminer.annotations import AnnotatedQuery, AnnotationError, parse_annotations, read_annotations
 from artdup_jax.artminer.collection import FeatureCache
 from artdup_jax.artminer.detection import (
     DetectionConfig,
@@ -41,12 +47,15 @@ from artdup_jax.artminer.features import (
     round_half_away,
     scale_list,
 )
+from artdup_jax.artminer.metrics import average_precision, summarise
 from artdup_jax.artminer.mining import MinedPairs, MiningConfig, canvas_features, mine, train_canvas_features
 from artdup_jax.artminer.similarity import normalise_query, sliding_cosine, top_k_matches
 from artdup_jax.artminer.training import CandidateImages, candidate_batches, training_loss
 from artdup_jax.artminer.weights import load_weights
 
 __all__ = [
+    "AnnotatedQuery",
+    "AnnotationError",
     "CHANNELS",
     "CandidateImages",
     "DetectionConfig",
@@ -63,6 +72,7 @@ __all__ = [
     "candidate_batches",
     "canvas_features",
     "cells_for_size",
+    "average_precision",
     "check_box",
     "detect",
     "discover",
@@ -72,11 +82,13 @@ __all__ = [
     "l2_normalise",
     "load_weights",
     "mine",
+    "parse_annotations",
     "normalise_query",
     "pixels_for_cells",
     "pyramid",
     "query_blocks",
     "query_crop",
+    "read_annotations",
     "resize_factors",
     "resize_image",
     "resize_to_cells",
@@ -85,6 +97,7 @@ __all__ = [
     "scale_list",
     "score_pairs",
     "sliding_cosine",
+    "summarise",
     "suppress_overlaps",
     "top_k_matches",
     "train_canvas_features",

@@ -15,7 +15,7 @@ variances with the biased batch variance (PyTorch: unbiased).
 Collections: ``config.input.folder`` (every image file in it, sorted); empty: a synthetic collection
 (``data.synthetic_collection.make_collection`` with ``config.input.synthetic``) written to a temporary
 folder, the same files for the same settings. ``evaluate`` runs one-shot detection (§3) and reports the mAPs
-of ``eval.brueghel`` on ``config.evals.folder`` / ``annotations``, or on a held-out synthetic collection
+of ``metrics`` (those ``eval.brueghel`` reports) on ``config.evals.folder`` / ``annotations``, or on a held-out synthetic collection
 (``config.evals.synthetic``).
 """
 
@@ -32,7 +32,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from artdup_jax.artminer import mining, training
+from artdup_jax.artminer.annotations import read_annotations
 from artdup_jax.artminer.detection import DetectionConfig, FeatureCache, Query, detect
+from artdup_jax.artminer.metrics import average_precision, summarise
 from artdup_jax.training.registry import Task
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".ppm", ".webp")
@@ -112,12 +114,9 @@ def input_pipeline(config, *, first_step, process_index, process_count):
 
 
 def evaluate(model, variables, config) -> dict:
-    """One-shot detection mAP (both of ``eval.brueghel``'s averages) with the current weights, inference BN."""
+    """One-shot detection mAP (both averages of ``metrics``, as ``eval.brueghel`` reports them) with the current
+    weights, inference BN."""
     del model
-    # Scoring is the benchmark's own (eval/brueghel.py), imported only when an evaluation runs, so that
-    # train-time and benchmark numbers cannot drift apart.
-    from eval.brueghel import average_precision, read_annotations, summarise
-
     evals = config.evals
     if evals.folder:
         folder, annotations = evals.folder, evals.annotations
