@@ -1,4 +1,8 @@
-"""python -m artdup_jax.convert FAMILY SRC.pth OUT_DIR [--option last_stage=layer4] [--overwrite]"""
+"""python -m artdup_jax.convert FAMILY SRC.pth [SRC2.pth ...] OUT_DIR [--option last_stage=layer4] [--overwrite]
+
+Families stored as several files take one SRC per file, in the family's order, e.g.
+``python -m artdup_jax.convert adain vgg_normalised.pth decoder.pth OUT_DIR``.
+"""
 
 from __future__ import annotations
 
@@ -29,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("family", choices=sorted(FAMILIES))
-    parser.add_argument("src", help="PyTorch checkpoint (.pth / .pth.tar)")
+    parser.add_argument("src", nargs="+", help="PyTorch checkpoint (.pth / .pth.tar); several for a family "
+                                               "made of several files (adain: vgg_normalised.pth decoder.pth)")
     parser.add_argument("out_dir", help="Orbax checkpoint directory to write")
     parser.add_argument("--option", "-o", type=_parse_option, action="append", default=[],
                         metavar="KEY=VALUE", help="family option, e.g. last_stage=layer4 (repeatable)")
@@ -38,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         variables = load_torch_checkpoint(args.family, args.src, **dict(args.option))
-    except CheckpointMismatchError as error:
+    except (CheckpointMismatchError, ValueError) as error:
         print(error, file=sys.stderr)
         return 1
     out_dir = save_variables(variables, args.out_dir, overwrite=args.overwrite)

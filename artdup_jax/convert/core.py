@@ -98,6 +98,8 @@ class Family:
     ignore(**options) -> regexes (``re.search`` on canonical keys) of torch keys that are known and unused.
       Only list keys you know about; an unknown extra key is an error, not something to drop.
     init_shape: input shape for ``eval_shape`` of ``model.init`` (only shapes, nothing is computed).
+    sources: for a family stored as several files, one name per file, in the order the files are given;
+      each file's keys get its name and "." as prefix before ``normalise`` (empty: a single file, no prefix).
     """
 
     name: str
@@ -107,6 +109,7 @@ class Family:
     normalise: Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]] = dict
     init_shape: tuple[int, ...] = (1, 64, 64, 3)
     description: str = ""
+    sources: tuple[str, ...] = ()
 
 
 FAMILIES: dict[str, Family] = {}

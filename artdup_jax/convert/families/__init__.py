@@ -8,3 +8,4 @@ from artdup_jax.convert.families import resnet  # noqa: F401
 from artdup_jax.convert.families import ransac_flow  # noqa: F401
 from artdup_jax.convert.families import segswap  # noqa: F401
 from artdup_jax.convert.families import artminer  # noqa: F401
+from artdup_jax.convert.families import adain  # noqa: F401
