@@ -105,9 +105,13 @@ def main(argv: list[str] | None = None) -> int:
                                      mask_mode="before" if args.rule == "longer" else "after")
 
     def run(source_path, target_path, out_dir):
-        alignment = align_pair(read_image(source_path), read_image(target_path), coarse=coarse,
-                               coarse_variables=coarse_variables, fine_variables=fine_variables, config=config,
-                               max_homographies=args.max_homographies)
+        source, target = read_image(source_path), read_image(target_path)
+        try:
+            alignment = align_pair(source, target, coarse=coarse, coarse_variables=coarse_variables,
+                                   fine_variables=fine_variables, config=config,
+                                   max_homographies=args.max_homographies)
+        except ValueError as error:  # e.g. no homography: say which pair
+            raise ValueError(f"{source_path} onto {target_path}: {error}") from None
         return alignment, write_alignment(alignment, out_dir, texture_transfer=args.texture_transfer)
 
     try:
@@ -117,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"fine={summary['fine']}; results in {os.path.abspath(args.out)}")
             return 0
         before, after, failures = [], [], {}
+        read_image(args.reference)  # an unusable reference: one error, not one per image
         for path in _images_in(args.group):
             if os.path.abspath(path) == os.path.abspath(args.reference):
                 continue
@@ -124,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 alignment, _ = run(path, args.reference, os.path.join(args.out, name))
             except (ImageReadError, ValueError) as error:
-                failures[path] = str(error)
-                print(f"warning: {path}: {error}", file=sys.stderr)
+                failures[path] = str(error) if str(error).startswith(path) else f"{path}: {error}"
+                print(f"warning: {failures[path]}", file=sys.stderr)
                 continue
             identity = np.stack(np.meshgrid(np.linspace(-1, 1, alignment.target.shape[1]),
                                             np.linspace(-1, 1, alignment.target.shape[0])), axis=-1)

@@ -201,7 +201,7 @@ def run(args: argparse.Namespace) -> dict:
     write_report(document, folder, out, thumbnail_px=args.thumbnail_px)
     if not args.quiet:
         for u in document["unreadable"]:
-            print(f"unreadable: {u['file']}: {u['error']}", file=sys.stderr)
+            print(f"warning: skipped {u['error']}", file=sys.stderr)  # the error names the file
         print(f"{document['num_images']} images, {document['num_pairs_scored']} pairs scored in {seconds:.1f} s, "
               f"{len(document['groups'])} groups")
         for g in document["groups"]:

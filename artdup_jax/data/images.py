@@ -95,6 +95,7 @@ def _open(path: Path, max_pixels: int | None) -> tuple[Image.Image, bool, tuple[
 
     A JPEG of more than ``max_pixels`` is decoded at the smallest of 1/2, 1/4, 1/8 scale still above it.
     """
+    image = None
     try:
         with warnings.catch_warnings():  # between 1x and 2x Pillow's limit: we downscale and say so ourselves
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -110,6 +111,8 @@ def _open(path: Path, max_pixels: int | None) -> tuple[Image.Image, bool, tuple[
         raise ImageReadError(f"{path}: image too large for Pillow's safety limit "
                              f"(PIL.Image.MAX_IMAGE_PIXELS): {_one_line(exc)}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        if image is not None:
+            image.close()
         raise ImageReadError(f"{path}: not a readable image ({_one_line(exc)})") from None
     return image, is_16bit_colour, stored_hw
 

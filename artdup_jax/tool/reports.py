@@ -1,0 +1,54 @@
+"""The HTML report (``DIR/report/index.html`` with ``report.json``) of each ``artdup`` subcommand's results.
+
+Built from what the entry points wrote to ``DIR`` (``eval.align``'s pair or group folder, ``eval.discover``'s
+``discovery.json``), so a report can be made again from a finished run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from artdup_jax.report import (
+    Failure,
+    Report,
+    ReportDirectory,
+    alignment_section,
+    discovery_section,
+    group_alignment_section,
+)
+
+
+def pair_report(out: str, source: str, target: str) -> Path:
+    with ReportDirectory(os.path.join(out, "report")) as report_dir:
+        section = alignment_section(report_dir, out, source=os.path.basename(source), target=os.path.basename(target),
+                                    prefix="alignment")
+        return report_dir.commit(Report(f"artdup align: {os.path.basename(source)} onto {os.path.basename(target)}",
+                                        sections=[section]))
+
+
+def group_report(out: str, reference: str, folder: str, skipped: list[tuple[str, str]] = ()) -> Path:
+    """``skipped``: ``(name, reason)`` of the folder's entries that were not images at all."""
+    with ReportDirectory(os.path.join(out, "report")) as report_dir:
+        group, pairs, failures = group_alignment_section(report_dir, out, reference=os.path.basename(reference),
+                                                         folder=folder, prefix="group",
+                                                         title=f"Every image of {folder} onto {reference}")
+        failures = failures + [Failure(name, "list", reason) for name, reason in skipped]
+        return report_dir.commit(Report(f"artdup align-group: {folder}", sections=[group, *pairs],
+                                        failures=failures))
+
+
+def discovery_report(out: str, folder: str, skipped: list[tuple[str, str]] = ()) -> Path:
+    """The report of ``OUT/discovery.json``: groups with their regions, the unreadable files and ``skipped``
+    (``(name, reason)`` of the folder's entries that were not images at all)."""
+    with open(os.path.join(out, "discovery.json"), encoding="utf-8") as f:
+        document = json.load(f)
+    method = document.get("settings", {}).get("checkpoint") or "random weights (smoke test)"
+    with ReportDirectory(os.path.join(out, "report")) as report_dir:
+        section, failures = discovery_section(
+            report_dir, document, os.path.abspath(folder), method=f"ArtMiner discovery (weights: {method})",
+            title=f"Groups of {folder}", scores=[p["score"] for p in document.get("top_pairs", [])],
+            threshold=document.get("settings", {}).get("threshold"), score_label="pair score (top pairs)")
+        failures = failures + [Failure(name, "list", reason) for name, reason in skipped]
+        return report_dir.commit(Report(f"artdup discover: {folder}", sections=[section], failures=failures))
