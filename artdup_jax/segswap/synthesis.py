@@ -27,10 +27,12 @@ TPS warp of B simply composes with the object's affine map and the masks are reb
 Deliberate differences from the released generators (segswap.md §1, §7): rotation is a symmetric
 U[-15°, 15°] (the released negative angles are ~0°); the stylised 2-object B is made from the blended image
 (the released one from the bare background); both masks are rebuilt after the TPS warp (the released A mask
-is not); the 2-object flows take each object's flow where its mask is the larger (one threshold for all);
-style transfer is a classical stylisation (Lab colour statistics of a painting, an edge-preserving
-"brush" filter and the painting's high-frequency texture, mixed with the original at α ~ U[0, 1]) because
-the AdaIN VGG weights are not available; the metadata records it.
+is not); the 2-object flows take each object's flow where its mask is the larger (one threshold for all).
+
+Style transfer is the spec's AdaIN (§1.4) when a ``styliser`` is given (``artdup_jax.style.PaintingStyliser``
+over converted ``vgg_normalised.pth`` + decoder weights); without one, a classical stylisation (Lab colour
+statistics of a painting, an edge-preserving "brush" filter and the painting's high-frequency texture, mixed
+with the original at α ~ U[0, 1]). ``example["style_method"]`` records which (an index into ``STYLE_METHODS``).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from PIL import Image
 from artdup_jax.segswap.segments import NO_CATEGORY, Segment, SegmentSource, fit_image
 
 BLEND_MODES = ("copy", "blur", "poisson")  # hard-alpha paste, Gaussian-blurred alpha, Poisson (seamlessClone)
-STYLE_METHOD = "classical"  # recorded: "stylised" flags in an example mean this method, not AdaIN
+STYLE_METHODS = ("classical", "adain")  # example["style_method"] indexes this: what its "stylised" flags mean
 _SCALE_STEPS = 10  # the object size factor r takes 10 values with probabilities ∝ exp(-k / 10)
 _REFERENCE_SIDE = 640  # the dilation is given in pixels of a COCO-sized (640 px) source image
 
@@ -63,6 +65,7 @@ class SynthesisConfig:
     border_crop_probability: float = 0.2
     aspect: tuple[float, float] = (0.7, 1.0)  # width and height factors, independently
     max_rotation: float = 15.0  # degrees, symmetric
+    max_scale_change: float = 0.0  # > 0: the object's A→B scale is kept within [1/m, m] (easy smoke pairs; 0: §1.2)
     one_object_scales: tuple[float, float] = (0.2, 1.0)
     two_object_scales: tuple[float, float] = (0.5, 1.0)
     blend_modes: tuple[str, ...] = ("poisson",)  # the released generators only use Poisson
@@ -98,7 +101,8 @@ def signature(config: SynthesisConfig, pool_images: int = 0) -> dict:
         "flow_a": ((g, g, 2), np.float32), "flow_b": ((g, g, 2), np.float32),
         "key_mask_b": ((g, g), np.bool_),
         "groups": ((2, 2), np.int32),  # content groups of A (source, source) and of B (background, source)
-        "blend": ((), np.int32), "stylised": ((2,), np.int32), "tps_grid": ((), np.int32),
+        "blend": ((), np.int32), "stylised": ((2,), np.int32), "style_method": ((), np.int32),
+        "tps_grid": ((), np.int32),
         "num_objects": ((), np.int32),
     }
     if pool_images:
@@ -235,7 +239,10 @@ def object_transform(rng: np.random.Generator, mask: np.ndarray, region: tuple[i
     low, high = moved.min(0), moved.max(0)
     box_w, box_h = high - low
     x0, y0, x1, y1 = region
-    factor = min((x1 - x0) / box_w, (y1 - y0) / box_h) * _size_factor(rng, scales)
+    fit = min((x1 - x0) / box_w, (y1 - y0) / box_h)
+    factor = fit * _size_factor(rng, scales)
+    if config.max_scale_change > 0:
+        factor = min(float(np.clip(factor, 1 / config.max_scale_change, config.max_scale_change)), fit)
     patch_w, patch_h = box_w * factor, box_h * factor
     # Integer top-left corners where the patch fits (the tolerance absorbs rounding when r = 1).
     left = x0 + rng.integers(0, max(int(np.floor(x1 - x0 - patch_w + 1e-6)), 0) + 1)
@@ -403,6 +410,12 @@ def stylise(image: np.ndarray, style: StyleImage, strength: float, rng: np.rando
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
+def _stylise_with(image: np.ndarray, style: StyleImage, rng: np.random.Generator, styliser) -> np.ndarray:
+    """``styliser(image, painting, α)`` (AdaIN) if given, else the classical ``stylise``; α ~ U[0, 1]."""
+    alpha = rng.uniform(0, 1)
+    return stylise(image, style, alpha, rng) if styliser is None else styliser(image, style.pixels, alpha)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Pairs.
 
@@ -557,11 +570,13 @@ def _ground_truth(pair: _Pair, tps: tuple[Map, Map] | None, config: SynthesisCon
 
 
 def make_example(index: int, *, seed: int, source: SegmentSource, styles: Sequence[StyleImage],
-                 config: SynthesisConfig, pool_images: int = 0) -> dict:
+                 config: SynthesisConfig, pool_images: int = 0, styliser=None) -> dict:
     """One positive training pair, a deterministic function of ``(seed, index)``; see ``signature``.
 
     Images are float32 RGB in [0, 1]. ``styles``: paintings for the stylisation (``prepare_styles``; empty:
-    never stylised). ``pool_images`` extra single images (random resized crops of source images, possibly stylised) for
+    never stylised). ``styliser``: AdaIN, ``(uint8 image, uint8 painting, α) -> uint8 image`` (e.g.
+    ``artdup_jax.style.PaintingStyliser``); None: the classical stylisation. ``pool_images`` extra single
+    images (random resized crops of source images, possibly stylised) for
     hard-negative mining, with their content groups.
     """
     rng = np.random.default_rng([seed, index])
@@ -577,7 +592,7 @@ def make_example(index: int, *, seed: int, source: SegmentSource, styles: Sequen
         images = [pair.image_a, pair.image_b]
         for k in range(2):
             if stylised[k]:
-                images[k] = stylise(images[k], styles[int(rng.integers(len(styles)))], rng.uniform(0, 1), rng)
+                images[k] = _stylise_with(images[k], styles[int(rng.integers(len(styles)))], rng, styliser)
         tps_grid, tps = 0, None
         if rng.random() < config.tps_probability:
             tps_grid, warped_to_original, original_to_warped = random_tps(rng, config.tps_grid_sizes)
@@ -593,11 +608,13 @@ def make_example(index: int, *, seed: int, source: SegmentSource, styles: Sequen
             "image_a": images[0].astype(np.float32) / 255, "image_b": images[1].astype(np.float32) / 255,
             **{k: v.astype(np.float32) for k, v in truth.items()},
             "key_mask_b": key_mask_b, "groups": pair.groups, "blend": np.int32(pair.blend),
-            "stylised": np.array(stylised, np.int32), "tps_grid": np.int32(tps_grid),
+            "stylised": np.array(stylised, np.int32),
+            "style_method": np.int32(STYLE_METHODS.index("classical" if styliser is None else "adain")),
+            "tps_grid": np.int32(tps_grid),
             "num_objects": np.int32(len(pair.objects)),
         }
         if pool_images:
-            pool = [pool_image(rng, source, styles, config) for _ in range(pool_images)]
+            pool = [pool_image(rng, source, styles, config, styliser) for _ in range(pool_images)]
             example["pool_images"] = np.stack([p for p, _ in pool]).astype(np.float32) / 255
             example["pool_groups"] = np.array([[g, g] for _, g in pool], np.int32)
         return example
@@ -606,7 +623,7 @@ def make_example(index: int, *, seed: int, source: SegmentSource, styles: Sequen
 
 
 def pool_image(rng, source: SegmentSource, styles: Sequence[StyleImage],
-               config: SynthesisConfig) -> tuple[np.ndarray, int]:
+               config: SynthesisConfig, styliser=None) -> tuple[np.ndarray, int]:
     """A single image for the hard-negative pool (§3.3): a random resized crop (area 8-100 %, aspect 3/4-4/3)
     of a source image, flipped with probability 0.5, stylised with probability 0.5. Returns (uint8, group)."""
     index = int(rng.integers(len(source)))
@@ -624,5 +641,5 @@ def pool_image(rng, source: SegmentSource, styles: Sequence[StyleImage],
     if rng.random() < 0.5:
         out = np.ascontiguousarray(out[:, ::-1])
     if styles and rng.random() < config.stylise_probability:
-        out = stylise(out, styles[int(rng.integers(len(styles)))], rng.uniform(0, 1), rng)
+        out = _stylise_with(out, styles[int(rng.integers(len(styles)))], rng, styliser)
     return out, source.group(index)

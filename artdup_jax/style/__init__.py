@@ -17,7 +17,7 @@ from artdup_jax.style.adain import (
     stylise_with_statistics,
 )
 from artdup_jax.style.networks import AdaINNetworks
-from artdup_jax.style.painting_styliser import PaintingStyliser
+from artdup_jax.style.painting_styliser import PaintingStyliser, load_painting_styliser
 
 __all__ = [
     "AdaINNetworks",
@@ -27,6 +27,7 @@ __all__ = [
     "encode",
     "feature_statistics",
     "init_variables",
+    "load_painting_styliser",
     "style_statistics",
     "stylise",
     "stylise_with_statistics",

@@ -9,6 +9,7 @@ content size (480² -> 512²), plus one compile per painting shape for its stati
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import cv2
@@ -63,3 +64,12 @@ class PaintingStyliser:
         out = np.asarray(stylise_with_statistics(self.variables, content, mean, std, np.float32(alpha)))[0]
         out = cv2.resize(out, (width, height), interpolation=cv2.INTER_LINEAR)
         return np.clip(np.round(out * 255), 0, 255).astype(np.uint8)
+
+
+@functools.lru_cache(maxsize=4)
+def load_painting_styliser(weights: str, working_side: int = WORKING_SIDE) -> PaintingStyliser:
+    """One shared styliser per converted AdaIN checkpoint directory
+    (``python -m artdup_jax.convert adain vgg_normalised.pth decoder.pth DIR``)."""
+    from artdup_jax.convert import load_variables  # convert builds this package's networks; import lazily
+
+    return PaintingStyliser(load_variables(weights), working_side)
