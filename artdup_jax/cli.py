@@ -26,6 +26,7 @@ import argparse
 import importlib
 import importlib.util
 import os
+import subprocess
 import sys
 import textwrap
 
@@ -125,7 +126,7 @@ def _help(command: str, rest: list[str]) -> int:
     print(f"options (those of python -m {_ENTRY_POINTS[command]}):")
     sys.stdout.flush()
     if command == "train":
-        os.execv(sys.executable, [sys.executable, "-m", "train.main", "--helpshort"])
+        return subprocess.call([sys.executable, "-m", "train.main", "--helpshort"])
     try:
         _run(build_parser().parse_known_args([command, *(["x", "y"] if command.startswith("align") else [])])[0],
              ["--help"])
@@ -180,9 +181,8 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
         return detect_main(rest)
     if args.command == "convert":
         return _convert(rest)
-    if args.command == "train":
-        sys.stdout.flush()
-        os.execv(sys.executable, [sys.executable, "-m", "train.main", *rest])
+    if args.command == "train":  # a child process: absl parses its own flags
+        return subprocess.call([sys.executable, "-m", "train.main", *rest])
     if args.command == "eval":
         return _eval_main(args.name, rest)
     return 2

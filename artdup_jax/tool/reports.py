@@ -34,7 +34,8 @@ def group_report(out: str, reference: str, folder: str, skipped: list[tuple[str,
         group, pairs, failures = group_alignment_section(report_dir, out, reference=os.path.basename(reference),
                                                          folder=folder, prefix="group",
                                                          title=f"Every image of {folder} onto {reference}")
-        failures = failures + [Failure(name, "list", reason) for name, reason in skipped]
+        named = {f.input for f in failures}  # eval.align also tries folders named like images
+        failures = failures + [Failure(name, "list", reason) for name, reason in skipped if name not in named]
         return report_dir.commit(Report(f"artdup align-group: {folder}", sections=[group, *pairs],
                                         failures=failures))
 
