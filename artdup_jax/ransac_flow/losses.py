@@ -27,24 +27,34 @@ def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> np.nd
     return np.outer(g, g).astype(np.float32)
 
 
+@functools.cache
+def _band_matrix(size: int, taps: tuple[float, ...]) -> np.ndarray:
+    """``(size, size)`` matrix ``M[i, k] = taps[k - i + r]`` for ``|k - i| <= r`` (r = len(taps) // 2), else 0:
+    ``M @ v`` is the same-size 1-D correlation of ``v`` with ``taps`` under zero padding."""
+    radius = len(taps) // 2
+    offsets = np.arange(size)[None, :] - np.arange(size)[:, None] + radius  # k - i + r
+    inside = (offsets >= 0) & (offsets < len(taps))
+    return np.where(inside, np.asarray(taps, np.float32)[np.clip(offsets, 0, len(taps) - 1)], 0.0).astype(np.float32)
+
+
 def _depthwise(x, window: np.ndarray):
     """Same-size 2-D correlation of every channel with a separable ``(k, k)`` window, zero padding.
 
-    x (B, H, W, C). The window is applied as a column pass then a row pass, each a weighted sum of k shifted
-    copies: equal to the depthwise 2-D filter, and far cheaper to differentiate on CPU than a grouped conv.
+    x (B, H, W, C). The window is applied as a column pass then a row pass, each a product with a banded
+    ``(H, H)`` / ``(W, W)`` matrix that holds the 1-D taps (zero padding = the band cut at the borders).
+    Equal to the depthwise 2-D filter; on CPU the two matmuls and their transposes differentiate about 10x
+    faster than 2 x k shifted slices (whose backward XLA runs as many small pad-and-add ops) or a grouped
+    conv.
     """
-    k = window.shape[0]
     taps = np.sqrt(np.diag(window)).astype(np.float32)  # window = outer(taps, taps)
     if not np.allclose(np.outer(taps, taps), window, rtol=1e-5, atol=1e-8):
         raise ValueError("window is not a symmetric separable outer product")
-    pad = k // 2
-    for axis in (1, 2):
-        size = x.shape[axis]
-        widths = [(0, 0)] * x.ndim
-        widths[axis] = (pad, pad)
-        padded = jnp.pad(x, widths)
-        x = sum(float(w) * jax.lax.slice_in_dim(padded, i, i + size, axis=axis) for i, w in enumerate(taps))
-    return x
+    taps = tuple(float(t) for t in taps)
+    rows = jnp.asarray(_band_matrix(x.shape[1], taps), x.dtype)
+    cols = jnp.asarray(_band_matrix(x.shape[2], taps), x.dtype)
+    highest = jax.lax.Precision.HIGHEST  # a filter, not a learned matmul: no TF32 on GPUs
+    x = jnp.einsum("hk,bkwc->bhwc", rows, x, precision=highest)
+    return jnp.einsum("wk,bhkc->bhwc", cols, x, precision=highest)
 
 
 def ssim_map(x, y):
