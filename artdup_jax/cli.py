@@ -126,7 +126,8 @@ def _help(command: str, rest: list[str]) -> int:
     print(f"options (those of python -m {_ENTRY_POINTS[command]}):")
     sys.stdout.flush()
     if command == "train":
-        return subprocess.call([sys.executable, "-m", "train.main", "--helpshort"])
+        subprocess.call([sys.executable, "-m", "train.main", "--helpshort"])  # absl exits 1 after its help
+        return 0
     try:
         _run(build_parser().parse_known_args([command, *(["x", "y"] if command.startswith("align") else [])])[0],
              ["--help"])

@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     weights.add_argument("--checkpoint", help="ArtMiner weights: a .pth (brueghelModel.pth, resnet18.pth) or a "
                                               "converted folder")
     weights.add_argument("--random-weights", action="store_true", help="untrained network (smoke tests only)")
+    parser.add_argument("--scales", type=int, nargs="+", default=None,
+                        help="longer sides (feature cells) the collection is searched at (default: the release's)")
     parser.add_argument("--top", type=int, default=10, help="detections printed")
     parser.add_argument("--json", help="write every ranked detection (and the skipped files) to this file")
     return parser
@@ -67,7 +69,8 @@ def main(argv: list[str]) -> int:
         {"file": os.path.relpath(path, args.folder), "reason": reason.replace(path, os.path.basename(path))}
         for path, reason in failed]
 
-    ranked = detect(variables, [Query(args.image, tuple(args.box))], paths, DetectionConfig())[0]
+    config = DetectionConfig(scales=tuple(args.scales)) if args.scales else DetectionConfig()
+    ranked = detect(variables, [Query(args.image, tuple(args.box))], paths, config)[0]
     detections = [
         {"file": os.path.relpath(p, args.folder), "score": float(s), "box": [int(v) for v in b]}
         for p, s, b in zip(ranked.paths, ranked.scores, ranked.boxes)]
