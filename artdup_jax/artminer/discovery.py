@@ -424,7 +424,8 @@ def _affine_fits(x2, x1):
     # Collinear: direction from the farthest-apart pair, positions along it.
     pairs = [(a, b), (a, c), (b, c)]
     lengths = jnp.stack([jnp.sum((q - p) ** 2, -1) for p, q in pairs], -1)
-    far = jnp.argmax(lengths, -1)
+    l0, l1, l2 = lengths[..., 0], lengths[..., 1], lengths[..., 2]
+    far = jnp.where((l0 >= l1) & (l0 >= l2), 0, jnp.where(l1 >= l2, 1, 2))  # argmax of 3, first on ties
     far = far[..., None]
     d = jnp.where(far == 0, b - a, jnp.where(far == 1, c - a, c - b))
     d = d / jnp.sqrt(jnp.maximum(jnp.sum(d * d, -1, keepdims=True), 1e-30))
@@ -515,6 +516,18 @@ def _remove_small_components(cells1, cells2, valid, min_component: int):
     return keep
 
 
+def first_argmax(x, axis: int):
+    """``(argmax(x, axis), max(x, axis))``: the first index of the maximum, as ``jnp.argmax``, for arrays without
+    NaN. Two plain reductions (max, then min over the indices that reach it): XLA:CPU runs these vectorised,
+    while ``argmax``'s (value, index) reduction is several times slower than the matrix product before it."""
+    best = jnp.max(x, axis=axis, keepdims=True)
+    shape = [1] * x.ndim
+    shape[axis] = x.shape[axis]
+    index = jnp.arange(x.shape[axis], dtype=jnp.int32).reshape(shape)
+    first = jnp.min(jnp.where(x == best, index, x.shape[axis]), axis=axis)
+    return jnp.minimum(first, x.shape[axis] - 1), jnp.squeeze(best, axis)
+
+
 def dense_mutual_matches(reference, target, reference_valid, target_valid):
     """Mutual nearest neighbours as ``geometry.matching.mutual_nearest_neighbours`` keeps them (top-1 both ways,
     first index on ties, product of the two maxima > 0, padding absent), but laid out per reference cell:
@@ -523,9 +536,8 @@ def dense_mutual_matches(reference, target, reference_valid, target_valid):
     """
     scores = cosine_similarity(reference, target)  # (N1, N2)
     scores = jnp.where(reference_valid[:, None] & target_valid[None, :], scores, -jnp.inf)
-    best_b = jnp.argmax(scores, axis=1)
-    best_a = jnp.argmax(scores, axis=0)
-    similarity = jnp.take_along_axis(scores, best_b[:, None], 1)[:, 0]
+    best_b, similarity = first_argmax(scores, axis=1)
+    best_a, _ = first_argmax(scores, axis=0)
     matched = ((best_a[best_b] == jnp.arange(scores.shape[0])) & reference_valid & target_valid[best_b]
                & (similarity * similarity > 0) & jnp.isfinite(similarity))
     return matched, jnp.where(matched, best_b, 0).astype(jnp.int32), jnp.where(matched, similarity, 0.0)
@@ -557,7 +569,7 @@ def _hough_sampling_set(r1, c1, r2, c2, matched, rows1, cols1, rows2, cols2, gri
     smoothed = _convolve_same(votes, _hough_kernel(tolerance_cells))
     inside = (jnp.arange(grid_rows)[:, None] < rows1 + rows2) & (jnp.arange(grid_cols)[None, :] < cols1 + cols2)
     flat = jnp.where(inside, smoothed, -jnp.inf).reshape(-1)
-    peak = jnp.argmax(flat)  # first maximum in row-major order
+    peak, _ = first_argmax(flat, 0)  # first maximum in row-major order
     peak_r, peak_c = peak // grid_cols, peak % grid_cols
     near = (jnp.abs(shift_r - peak_r) <= tolerance_cells) & (jnp.abs(shift_c - peak_c) <= tolerance_cells)
     return flat[peak], matched & near
@@ -648,7 +660,7 @@ def _pair_ransac(pair_ids, matches, reference_hw, seed, subsets, subset_count, *
         err2 = _squared_errors(t, x1, x2)
         weight = jnp.where(has[None] & (err2 < tol2), sims[None] * jnp.exp(-err2 / tol2), 0.0)
         scores = jnp.where(ok, jnp.sum(jnp.max(weight, axis=2), axis=1), -1.0)
-        i = jnp.argmax(scores)
+        i, _ = first_argmax(scores, 0)
         better = scores[i] > best[0]  # strict: the first maximum wins; 0 never does
         return (jnp.where(better, scores[i], best[0]), jnp.where(better, c * chunk + i, best[1])), None
 
