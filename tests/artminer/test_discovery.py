@@ -91,6 +91,17 @@ def test_pair_score_equals_the_pytorch_port_on_synthetic_features(saliency):
     assert float(ours["score"]) == pytest.approx(theirs["score"], rel=1e-5)
 
 
+def test_first_argmax_equals_argmax_with_ties_and_empty_rows():
+    from artdup_jax.artminer.discovery import first_argmax
+
+    x = np.random.default_rng(0).integers(0, 3, size=(7, 9)).astype(np.float32)
+    x[2] = -np.inf  # a padded row: argmax gives 0
+    for axis in (0, 1):
+        index, best = first_argmax(x, axis)
+        np.testing.assert_array_equal(np.asarray(index), np.argmax(x, axis))
+        np.testing.assert_array_equal(np.asarray(best), np.max(x, axis))
+
+
 def test_dense_mutual_matches_equal_geometry_matching():
     rng = np.random.default_rng(1)
     a = rng.gamma(1.0, size=(40, 16)).astype(np.float32)
