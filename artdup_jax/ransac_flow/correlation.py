@@ -6,6 +6,7 @@ Channel ``k`` of the volume is the displacement ``(dx, dy) = (k mod K - r, k // 
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -34,13 +35,24 @@ def local_correlation(reference, other, radius: int = RADIUS):
     """
     if reference.shape != other.shape:
         raise ValueError(f"reference {reference.shape} and other {other.shape} must have the same shape")
-    _, height, width, _ = reference.shape
+    batch, height, width, channels = reference.shape
     size = 2 * radius + 1
-    padded = jnp.pad(other, ((0, 0), (radius, radius), (radius, radius), (0, 0)))
-    # One elementwise product + channel sum per static offset (no matmul, so no reduced-precision TF32).
-    channels = [
-        jnp.sum(reference * padded[:, i : i + height, j : j + width, :], axis=-1)
-        for i in range(size)
-        for j in range(size)
-    ]
-    return jnp.stack(channels, axis=-1)
+    # Columns in tiles of ``tile`` cells: per window row dy, each reference tile is multiplied (a batched
+    # matmul over the channels) with the ``tile + 2r`` columns of ``other`` it can reach, and the (2r+1)
+    # diagonals of that (tile, tile + 2r) block are the displacements dx. About 3x the multiply-adds of the
+    # direct sum, as matmuls: forward and backward several times faster on CPU than 49 shifted products.
+    tile = min(width, 16)
+    tiles = -(-width // tile)
+    span = tile + 2 * radius
+    reference_tiles = jnp.pad(reference, ((0, 0), (0, 0), (0, tiles * tile - width), (0, 0)))
+    reference_tiles = reference_tiles.reshape(batch, height, tiles, tile, channels)
+    padded = jnp.pad(other, ((0, 0), (radius, radius), (radius, radius + tiles * tile - width), (0, 0)))
+    windows = jnp.stack([padded[:, :, t * tile:t * tile + span] for t in range(tiles)], axis=2)  # (B, h+2r, T, span, C)
+    rows = []
+    for dy in range(size):
+        block = jnp.einsum("bytxc,bytzc->bytxz", reference_tiles, windows[:, dy:dy + height],
+                           precision=jax.lax.Precision.HIGHEST)  # (B, h, T, tile, span): entry x, x + dx
+        flat = jnp.pad(block.reshape(batch, height, tiles, tile * span), ((0, 0), (0, 0), (0, 0), (0, tile)))
+        rows.append(flat.reshape(batch, height, tiles, tile, span + 1)[..., :size])  # diagonals dx = 0..2r
+    out = jnp.concatenate(rows, axis=-1)  # (B, h, T, tile, (2r+1)^2), dy-major
+    return out.reshape(batch, height, tiles * tile, size * size)[:, :, :width]
