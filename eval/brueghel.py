@@ -127,8 +127,15 @@ def artminer_method(args: argparse.Namespace) -> Method:
 
     def method(queries, image_paths):
         folder = Path(image_paths[0]).parent if image_paths else Path(".")
-        ranked = detect(variables, [Query(str(folder / q.image), q.box) for q in queries], image_paths, config,
-                        cache=cache)
+        detection_queries = [Query(str(folder / q.image), q.box) for q in queries]
+        ranked = detect(variables, detection_queries, image_paths, config, cache=cache)
+        if args.rerank:  # the discovery-score column of Table 1 (artminer.md §3.7, our reconstruction)
+            from artdup_jax.artminer.rerank import BOX_REFERENCE, rerank_detections
+
+            rerank_config = dataclasses.replace(BOX_REFERENCE, scales=tuple(args.scales), resample=args.resample,
+                                                seed=args.seed)
+            ranked = [r.detections for r in rerank_detections(variables, detection_queries, ranked, rerank_config,
+                                                              top_n=args.rerank)]
         return [[Prediction(os.path.basename(p), tuple(int(v) for v in b), float(s))
                  for p, b, s in zip(r.paths, r.boxes, r.scores)] for r in ranked]
 
@@ -274,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-queries", type=int, default=None, help="evaluate only the first N queries")
     parser.add_argument("--num-predictions", type=int, default=1000)
     parser.add_argument("--iou", type=float, default=0.3, help="IoU threshold (strict >)")
+    parser.add_argument("--rerank", type=int, default=0, metavar="N",
+                        help="artminer: re-order each query's top N detections by the discovery score (0: off)")
     parser.add_argument("--scales", type=int, nargs="+", default=list(SCALES), help="longer-side cells")
     parser.add_argument("--resample", default="nearest", choices=sorted(RESAMPLE),
                         help="PIL filter of every resize (nearest = the release under Pillow <= 6)")

@@ -133,3 +133,18 @@ def test_end_to_end_on_a_tiny_synthetic_collection(tmp_path):
     image, box, score, matched = detections[0]["detections"][0]
     assert image in collection.images and len(box) == 4 and isinstance(score, float) and matched >= 0
     assert "mAP per query" in (out / "brueghel_artminer.md").read_text()
+
+
+def test_rerank_by_discovery_score_end_to_end(tmp_path):
+    collection = make_collection(tmp_path / "images", seed=0, num_categories=2, instances_per_category=3,
+                                 num_distractors=2, image_size=(128, 160), detail_fraction=(0.4, 0.5),
+                                 aspect_jitter=0.1, style_strength=0.0, context=0.3, border=16)
+    out = tmp_path / "out"
+    code = brueghel.main(["--images", str(collection.folder), "--annotations", str(collection.annotation_path),
+                          "--random-weights", "--scales", "20", "16", "--out", str(out), "--max-queries", "2",
+                          "--num-predictions", "30", "--rerank", "10", "--quiet"])
+    assert code == 0
+    results = json.loads((out / "brueghel_artminer.json").read_text())
+    assert results["settings"]["rerank"] == 10 and results["mAP_per_query"] > 0.5
+    detections = json.loads((out / "detections_artminer.json").read_text())
+    assert all(0 < len(d["detections"]) <= 30 for d in detections)
