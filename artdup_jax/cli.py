@@ -66,6 +66,9 @@ COMMANDS = {
              "options.",
              "artdup eval hpatches --help"),
 }
+# (command, option) -> the family of the checkpoint it takes (converted folders are checked against it).
+_CHECKPOINT_FAMILIES = {("align", "--checkpoint"): "ransac_flow", ("align-group", "--checkpoint"): "ransac_flow",
+                        ("discover", "--checkpoint"): "artminer", ("demo", "--artminer-checkpoint"): "artminer"}
 _ENTRY_POINTS = {"align": "eval.align", "align-group": "eval.align", "discover": "eval.discover",
                  "convert": "artdup_jax.convert", "train": "train.main"}
 
@@ -139,11 +142,12 @@ def _help(command: str, rest: list[str]) -> int:
 def _run(args: argparse.Namespace, rest: list[str]) -> int:
     from artdup_jax.tool import reports
     from artdup_jax.tool.folders import image_files
-    from artdup_jax.tool.messages import check_checkpoint, checkpoint_arguments
+    from artdup_jax.tool.checkpoints import check_checkpoint
+    from artdup_jax.tool.messages import checkpoint_arguments
 
-    for path in checkpoint_arguments(rest).values():
+    for option, path in checkpoint_arguments(rest).items():
         if path != "random":
-            check_checkpoint(path)
+            check_checkpoint(path, _CHECKPOINT_FAMILIES.get((args.command, option)))
     if args.command == "demo":
         from artdup_jax.demo import main as demo_main
 
@@ -195,7 +199,7 @@ def _convert(argv: list[str]) -> int:
     import io
 
     from artdup_jax.convert.__main__ import main as convert_main
-    from artdup_jax.tool.messages import check_checkpoint, families_matching
+    from artdup_jax.tool.checkpoints import check_checkpoint, families_matching
 
     positional = [a for a in argv if not a.startswith("-")]
     if "--help" in argv or "-h" in argv or len(positional) < 3:

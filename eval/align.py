@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 alignment, _ = run(path, args.reference, os.path.join(args.out, name))
             except (ImageReadError, ValueError) as error:
-                failures[path] = str(error) if str(error).startswith(path) else f"{path}: {error}"
+                reason = str(error).replace(args.reference, os.path.basename(args.reference))
+                failures[path] = reason if reason.startswith(path) else f"{path}: {reason}"
                 print(f"warning: {failures[path]}", file=sys.stderr)
                 continue
             identity = np.stack(np.meshgrid(np.linspace(-1, 1, alignment.target.shape[1]),

@@ -13,7 +13,7 @@ import os
 from artdup_jax.data import outputs
 from artdup_jax.data.images import read_image
 from artdup_jax.tool.folders import ImageFolderError, image_files, readable_images
-from artdup_jax.tool.messages import check_checkpoint
+from artdup_jax.tool.checkpoints import check_checkpoint
 
 EXAMPLE = "example: artdup detect scan.jpg collection/ --box 120 40 380 300 --checkpoint brueghelModel.pth"
 
@@ -55,7 +55,7 @@ def check_query_box(image: str, box: list[int]) -> None:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.checkpoint:
-        check_checkpoint(args.checkpoint)
+        check_checkpoint(args.checkpoint, "artminer")
     check_query_box(args.image, args.box)
     paths, ignored = image_files(args.folder)
 

@@ -4,8 +4,7 @@
 * ``error_line(error, argv)``: the line to print for an exception the tool knows (unreadable image, missing
   file, checkpoint of the wrong family, file that is no checkpoint); None for anything else (a bug: let the
   traceback show).
-* ``check_checkpoint(path)``: refuses, before any work, a checkpoint path that does not exist or a file that
-  is neither a zip archive (``torch.save``) nor a pickle (legacy ``torch.save``).
+* ``checkpoint_arguments(argv)``: the checkpoint paths given to a command (checked by ``tool.checkpoints``).
 """
 
 from __future__ import annotations
@@ -14,19 +13,14 @@ import contextlib
 import os
 import sys
 import warnings
-import zipfile
 
 from artdup_jax.data.images import ImageReadError
+from artdup_jax.tool.checkpoints import CheckpointFileError, families_matching
 
 CHECKPOINT_OPTIONS = ("--checkpoint", "--coarse-checkpoint", "--artminer-checkpoint")
 # Which option holds a checkpoint of each family (eval.align: fine --checkpoint, coarse --coarse-checkpoint).
 FAMILY_OPTION = {"ransac_flow": "--checkpoint", "resnet50": "--coarse-checkpoint",
                  "moco_resnet50": "--coarse-checkpoint", "artminer": "--checkpoint"}
-PICKLE_PROTOCOL_BYTE = 0x80  # first byte of a pickle of protocol 2 or above (legacy torch.save)
-
-
-class CheckpointFileError(ValueError):
-    """A checkpoint path that cannot be a checkpoint; the message is one line and names the path."""
 
 
 @contextlib.contextmanager
@@ -43,23 +37,6 @@ def one_line_warnings():
         yield
 
 
-def check_checkpoint(path: str) -> None:
-    """Raises ``CheckpointFileError`` unless ``path`` is a directory or a file that may be a torch checkpoint."""
-    if os.path.isdir(path):
-        return
-    if not os.path.exists(path):
-        raise CheckpointFileError(f"{path}: no such checkpoint file or directory")
-    if not os.path.isfile(path):
-        raise CheckpointFileError(f"{path}: not a regular file")
-    with open(path, "rb") as f:
-        first = f.read(1)
-    if not first:
-        raise CheckpointFileError(f"{path}: empty file, not a checkpoint")
-    if not zipfile.is_zipfile(path) and first[0] != PICKLE_PROTOCOL_BYTE:
-        raise CheckpointFileError(f"{path}: not a PyTorch checkpoint (neither a torch.save zip archive nor a "
-                                  "pickle)")
-
-
 def checkpoint_arguments(argv: list[str]) -> dict[str, str]:
     """``{option: value}`` of the checkpoint options in ``argv`` (``--opt VALUE`` or ``--opt=VALUE``)."""
     found = {}
@@ -71,26 +48,6 @@ def checkpoint_arguments(argv: list[str]) -> dict[str, str]:
             elif index + 1 < len(argv):
                 found[option] = argv[index + 1]
     return found
-
-
-def families_matching(path: str) -> list[str]:
-    """The checkpoint families whose conversion accepts the ``.pth`` at ``path`` (for the error message)."""
-    from artdup_jax.convert import FAMILIES, CheckpointMismatchError, convert_state_dict, read_state_dict
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            state_dict = read_state_dict(path)
-    except Exception:  # noqa: BLE001 - only a hint for an error message already being reported
-        return []
-    matching = []
-    for name in sorted(FAMILIES):
-        try:
-            convert_state_dict(name, state_dict)
-            matching.append(name)
-        except (CheckpointMismatchError, ValueError, KeyError, NotImplementedError):
-            continue
-    return matching
 
 
 def mismatch_line(error, path: str | None) -> str:

@@ -140,6 +140,14 @@ def test_a_checkpoint_of_the_wrong_family_names_the_file_and_its_family(resnet18
     code, lines = run(capsys, ["convert", "ransac_flow", resnet18_checkpoint, tmp_path / "converted"])
     assert code == 1 and len(lines) == 1 and "does not match family 'ransac_flow'" in lines[0]
     assert not (tmp_path / "converted").exists()
+    # The same weights converted to a folder ('artminer'), then given to RANSAC-Flow: refused before any work.
+    assert run(capsys, ["convert", "artminer", resnet18_checkpoint, tmp_path / "artminer"])[0] == 0
+    code, lines = run(capsys, ["align", source, target, "--out", tmp_path / "out", "--checkpoint",
+                               tmp_path / "artminer", *ALIGN])
+    assert code == 1 and len(lines) == 1 and not (tmp_path / "out").exists()
+    assert lines[0].startswith(f"error: {tmp_path / 'artminer'}: converted variables do not match family "
+                               "'ransac_flow'")
+    assert "it matches family 'artminer'" in lines[0]
 
 
 @pytest.mark.parametrize("command", ["align", "detect", "convert"])
