@@ -16,8 +16,9 @@ Conventions (one place, so every reader and evaluation agrees):
 * Size limits: an image of more than ``max_pixels`` pixels (default ``MAX_PIXELS`` = 40 megapixels, about
   480 MB as float32 RGB; the environment variable ``ARTDUP_MAX_PIXELS`` changes it) is downscaled, aspect
   ratio kept, with an ``ImageDownscaledWarning``; JPEGs are decoded at a reduced scale directly, other 8-bit
-  images are shrunk before the float conversion, so the full-size float array never exists. Files beyond
-  Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS`` x 2) are refused. ``min_side`` rejects
+  images are shrunk before the float conversion, so the full-size float array never exists. Other files
+  beyond Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS`` x 2) are refused (a JPEG is
+  decoded at reduced scale, so it is read whatever its size). ``min_side`` rejects
   images too small to use. ``reading_limits`` sets both defaults for a block of code (the ``artdup`` tool
   rejects images smaller than one 16-pixel feature cell this way).
 """
@@ -97,9 +98,7 @@ def _open(path: Path, max_pixels: int | None) -> tuple[Image.Image, bool, tuple[
     """
     image = None
     try:
-        with warnings.catch_warnings():  # between 1x and 2x Pillow's limit: we downscale and say so ourselves
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(path)
+        image = _open_lazily(path, max_pixels)
         is_16bit_colour = _is_16bit_colour(image)
         width, height = image.size
         stored_hw = (width, height) if _orientation(image) in _EXIF_TRANSPOSED else (height, width)
@@ -115,6 +114,26 @@ def _open(path: Path, max_pixels: int | None) -> tuple[Image.Image, bool, tuple[
             image.close()
         raise ImageReadError(f"{path}: not a readable image ({_one_line(exc)})") from None
     return image, is_16bit_colour, stored_hw
+
+
+def _open_lazily(path: Path, max_pixels: int | None) -> Image.Image:
+    """``Image.open`` (header only). Pillow refuses files beyond twice ``Image.MAX_IMAGE_PIXELS``; a JPEG that
+    will be decoded at reduced scale (more than ``max_pixels``) is opened anyway: its decode stays small."""
+    with warnings.catch_warnings():  # between 1x and 2x Pillow's limit: we downscale and say so ourselves
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            return Image.open(path)
+        except Image.DecompressionBombError:
+            with open(path, "rb") as f:
+                is_jpeg = f.read(2) == b"\xff\xd8"
+            if max_pixels is None or not is_jpeg:
+                raise
+        limit = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            return Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
 
 
 def _orientation(image: Image.Image) -> int | None:
@@ -232,11 +251,9 @@ def read_image_size(path, *, max_pixels=_DEFAULT) -> tuple[int, int]:
     path = Path(path)
     _check_file(path)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                width, height = image.size
-                orientation = _orientation(image)
+        with _open_lazily(path, max_pixels) as image:
+            width, height = image.size
+            orientation = _orientation(image)
     except Image.DecompressionBombError as exc:
         raise ImageReadError(f"{path}: image too large for Pillow's safety limit "
                              f"(PIL.Image.MAX_IMAGE_PIXELS): {_one_line(exc)}") from None
