@@ -29,6 +29,7 @@ from artdup_jax.segswap.score import (
     pair_score,
     pair_scores,
     score_against_collection,
+    score_outputs,
     target_cells,
 )
 from artdup_jax.segswap.segments import (
@@ -69,6 +70,7 @@ __all__ = [
     "retrieve",
     "sample_at",
     "score_against_collection",
+    "score_outputs",
     "segswap_loss",
     "sine_position_encoding",
     "target_cells",

@@ -55,7 +55,7 @@ def test_every_stage_ran_in_quick_mode(quick_run):
     assert stages[0] == "peak"  # the FLOP/s reference comes first
     assert set(stages) == {"peak", *STAGES}
     assert [r["case"].split(",")[0] for r in _cases(quick_run, "segswap")] == [
-        "transformer", "pair scoring", "collection scoring"]
+        "transformer", "pair scoring", "collection scoring", "scoring 8 candidates after the transformer", "transformer"]
     assert len(_cases(quick_run, "features")) == 3  # ResNet-18 (ArtMiner), ResNet-50 x 2 (RANSAC-Flow, SegSwap)
 
 
