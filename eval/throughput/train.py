@@ -151,7 +151,7 @@ def run(quick: bool = False, device: str = "cpu", seed: int = 0) -> list[dict]:
         ransac_flow, segswap, artminer = (16, 224, 88), (5, 480), (4, (80, 74, 68, 60, 49, 36, 20))
     else:
         repeats, warmup = 3, 0
-        ransac_flow, segswap, artminer = (2, 224, 88), (4, 320), (4, (24, 20))
+        ransac_flow, segswap, artminer = (2, 224, 88), (4, 256), (4, (20, 16))
     options = dict(device=device, repeats=repeats, warmup=warmup, seed=seed)
     return [
         _ransac_flow_case(*ransac_flow, **options),

@@ -14,7 +14,7 @@ Inputs: candidate images of mixed aspect ratios (smooth random pictures) as ``tr
 batches, and ``MinedPairs`` drawn at random (valid scales and positions: with random weights, mining would
 pick arbitrary pairs anyway). Both start from ``models.artminer``'s random weights and BN statistics.
 
-Sizes: CPU 4 pairs (the release's batch) at scales (24, 20) cells (383 px canvases); GPU 4 pairs at the
+Sizes: CPU 4 pairs (the release's batch) at scales (20, 16) cells (319 px canvases); GPU 4 pairs at the
 release's 7 search scales, 80 cells (1279 px) down to 20; quick: 2 pairs at (14, 13). JAX computes every image on
 a canvas of the largest scale (one compiled shape), PyTorch at each image's own size; both count as the same
 pairs. Agreement: the first step's loss within 1e-4 and gradient norm within 1e-3 (relative).

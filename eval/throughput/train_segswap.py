@@ -14,7 +14,7 @@ warm-up's first step would be 0 in ``build_optimizer``'s schedule). Dropout is 0
 0.1 draws different masks in each framework, and the first step could not be compared); it costs a few
 elementwise ops next to the matmuls.
 
-Sizes: CPU 4 positives (the fewest with 3 in-batch negatives each) at 320² (20 x 20 cells) + 12 negatives;
+Sizes: CPU 4 positives (the fewest with 3 in-batch negatives each) at 256² (16 x 16 cells) + 12 negatives;
 GPU 5 positives at 480² (30 x 30), the official batch [15 negatives]; quick: 4 positives at 64² (4 x 4).
 Agreement: the first step's loss, BCE and correspondence terms within 1e-4, gradient norm within 1e-3
 (relative).
