@@ -32,7 +32,9 @@ def one_line_warnings():
         print(f"warning: {text[0] if text else category.__name__}", file=file or sys.stderr)
 
     with warnings.catch_warnings():  # restores the filters and showwarning on exit
-        warnings.simplefilter("default")
+        warnings.simplefilter("default")  # each distinct message once
+        for quiet in (DeprecationWarning, PendingDeprecationWarning, ResourceWarning):  # library internals
+            warnings.simplefilter("ignore", quiet)
         warnings.showwarning = show
         yield
 
