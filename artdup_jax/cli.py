@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import os
 import subprocess
 import sys
 import textwrap
@@ -141,8 +140,8 @@ def _help(command: str, rest: list[str]) -> int:
 
 def _run(args: argparse.Namespace, rest: list[str]) -> int:
     from artdup_jax.tool import reports
-    from artdup_jax.tool.folders import image_files
     from artdup_jax.tool.checkpoints import check_checkpoint
+    from artdup_jax.tool.folders import image_files
     from artdup_jax.tool.messages import checkpoint_arguments
 
     for option, path in checkpoint_arguments(rest).items():
@@ -223,9 +222,9 @@ def _eval_main(name: str, argv: list[str]) -> int:
     return importlib.import_module(f"eval.{name}").main(argv) or 0
 
 
-def _out_argument(rest: list[str], default: str | None = "") -> str | None:
+def _out_argument(rest: list[str]) -> str:
     parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--out", required=default == "", default=default)
+    parser.add_argument("--out", required=True)
     return parser.parse_known_args(rest)[0].out
 
 

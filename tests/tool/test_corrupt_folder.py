@@ -72,7 +72,8 @@ def test_align_group_lists_corrupt_files_with_reasons_and_aligns_the_rest(corrup
     warnings = tool_lines(capsys.readouterr().err)
     assert len(warnings) == len(reasons) + 1  # + the folder named album.jpg, which eval.align tries too
     group = json.loads((out / "group.json").read_text())
-    assert group["aligned"] == 2 and (out / "warped" / "coarse.png").is_file() and (out / "copy" / "blend.png").is_file()
+    assert group["aligned"] == 2
+    assert (out / "warped" / "coarse.png").is_file() and (out / "copy" / "blend.png").is_file()
     _check_report(out / "report", folder, {**{n: ("align", w) for n, w in reasons.items()},
                                    "album.jpg": ("align", "not a regular file"),
                                    "README.txt": ("list", NOT_IMAGES["README.txt"])})
