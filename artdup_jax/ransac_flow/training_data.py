@@ -22,6 +22,9 @@ from PIL import Image
 from artdup_jax.data.embedded import embedded_images
 
 
+_ANTIALIAS_SIGMA = 0.5  # Gaussian σ per unit of decimation factor (photo pixels per view pixel)
+
+
 def pair_signature(size: int) -> dict:
     return {
         "image_1": ((size, size, 3), np.float32),
@@ -63,6 +66,9 @@ def synthetic_pair(index: int, *, seed: int, size: int, max_shift: float, deform
     side = rng.uniform(0.35, 0.9) * min(height, width)
     x0, y0 = rng.uniform(0, width - side), rng.uniform(0, height - side)
     scale = side / size  # photo pixels per view pixel
+    # Low-pass before sampling at 1/scale: unfiltered bilinear decimation aliases, and the two views would
+    # then alias differently, i.e. differ by more than the known warp.
+    photo = cv2.GaussianBlur(photo, (0, 0), _ANTIALIAS_SIGMA * scale) if scale > 1 else photo
 
     lattice = np.stack(np.meshgrid(np.arange(size), np.arange(size)), axis=-1).astype(np.float64)
     corners = np.array([[0, 0], [size - 1, 0], [size - 1, size - 1], [0, size - 1]], np.float32)
