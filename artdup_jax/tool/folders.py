@@ -44,11 +44,13 @@ def image_files(folder: str | os.PathLike) -> tuple[list[str], list[tuple[str, s
     for name in sorted(os.listdir(folder)):
         if name.startswith("."):
             continue
-        if not name.lower().endswith(IMAGE_EXTENSIONS):
+        if (folder / name).is_dir():
+            skipped.append((name, "a folder, not an image file (folders are not searched)"))
+        elif not name.lower().endswith(IMAGE_EXTENSIONS):
             skipped.append((name, "not an image file name (extension not one of "
                                   f"{', '.join(IMAGE_EXTENSIONS)})"))
         elif not (folder / name).is_file():
-            skipped.append((name, "a folder or special file, not an image file"))
+            skipped.append((name, "a special file, not an image file"))
         else:
             paths.append(os.fspath(folder / name))
     if not paths:

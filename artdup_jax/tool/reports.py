@@ -45,11 +45,15 @@ def discovery_report(out: str, folder: str, skipped: list[tuple[str, str]] = ())
     (``(name, reason)`` of the folder's entries that were not images at all)."""
     with open(os.path.join(out, "discovery.json"), encoding="utf-8") as f:
         document = json.load(f)
-    method = document.get("settings", {}).get("checkpoint") or "random weights (smoke test)"
+    settings = document.get("settings", {})
+    method = settings.get("checkpoint") or "random weights (smoke test)"
+    note = "" if document.get("groups") else (
+        f"No group: no pair of the {document.get('num_images', 0)} readable images scored above the threshold "
+        f"({settings.get('threshold')}), so none was found to share a region with another.")
     with ReportDirectory(os.path.join(out, "report")) as report_dir:
         section, failures = discovery_section(
             report_dir, document, os.path.abspath(folder), method=f"ArtMiner discovery (weights: {method})",
-            title=f"Groups of {folder}", scores=[p["score"] for p in document.get("top_pairs", [])],
-            threshold=document.get("settings", {}).get("threshold"), score_label="pair score (top pairs)")
+            title=f"Groups of {folder}", note=note, scores=[p["score"] for p in document.get("top_pairs", [])],
+            threshold=settings.get("threshold"), score_label="pair score (top pairs)")
         failures = failures + [Failure(name, "list", reason) for name, reason in skipped]
         return report_dir.commit(Report(f"artdup discover: {folder}", sections=[section], failures=failures))

@@ -15,7 +15,7 @@ from tests.tool.bad_inputs import tool_lines
 DISCOVER = ["--random-weights", "--exhaustive", "--min-group-images", "2", "--reference-cells", "16", "--margin",
             "2", "--scales", "20", "16", "--descriptor-cells", "16", "--iterations", "100", "--thumbnail-px", "64"]
 GOOD = ("photo.png", "warped.png", "copy.jpg")
-NOT_IMAGES = {"README.txt": "not an image file name", "album.jpg": "a folder or special file"}
+NOT_IMAGES = {"README.txt": "not an image file name", "album.jpg": "a folder, not an image file"}
 
 
 @pytest.fixture(scope="module")
