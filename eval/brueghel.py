@@ -287,7 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resample", default="nearest", choices=sorted(RESAMPLE),
                         help="PIL filter of every resize (nearest = the release under Pillow <= 6)")
     parser.add_argument("--images-per-step", type=int, default=16)
-    parser.add_argument("--max-batch", type=int, default=8)
+    parser.add_argument("--max-batch", type=int, default=None,
+                        help="images per network call (default: 1 on CPU, 8 on GPU)")
     parser.add_argument("--cache-gb", type=float, default=4.0, help="memory for cached feature maps")
     parser.add_argument("--quiet", action="store_true")
     return parser

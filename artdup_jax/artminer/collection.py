@@ -16,11 +16,22 @@ import collections
 import os
 from typing import Callable, Iterable, Sequence
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from artdup_jax.artminer.features import as_float_image, cells_for_size, features, resize_to_cells
 from artdup_jax.data.images import read_image, read_image_size
+
+
+def default_max_batch() -> int:
+    """Images per network call when none is given: 1 on CPU, 8 on an accelerator.
+
+    On a 2-core CPU, discovery's feature extraction over 64 images of 128 x 160 px (3 scales) took 4.3 s with
+    one image per call against 7.0 s with 8 (median of 4 interleaved rounds): one image's activations stay in
+    cache, and the host reads and resizes the next image while the network runs.
+    """
+    return 1 if jax.default_backend() == "cpu" else 8
 
 
 def _power_of_two_at_least(n: int, cap: int) -> int:
@@ -36,18 +47,18 @@ class FeatureCache:
     Args:
       variables: ArtMiner network variables (``{"params", "batch_stats"}``).
       resample: PIL filter of the resize rule ("nearest" = the release's behaviour).
-      max_batch: images per network call.
+      max_batch: images per network call (None: ``default_max_batch()``).
       read: ``path -> (H, W, 3)`` float32 RGB in [0, 1].
       max_bytes: optional bound on the cached maps (least recently used evicted first).
       store_dtype: dtype the maps are kept in.
     """
 
-    def __init__(self, variables: dict, *, resample: str = "nearest", max_batch: int = 8,
+    def __init__(self, variables: dict, *, resample: str = "nearest", max_batch: int | None = None,
                  read: Callable[[str], np.ndarray] = read_image, max_bytes: int | None = None,
                  store_dtype=jnp.float32):
         self.variables = variables
         self.resample = resample
-        self.max_batch = max_batch
+        self.max_batch = max_batch or default_max_batch()
         self.read = read
         self.max_bytes = max_bytes
         self.store_dtype = store_dtype

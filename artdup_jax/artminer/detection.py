@@ -33,7 +33,7 @@ from typing import Sequence
 import jax.numpy as jnp
 import numpy as np
 
-from artdup_jax.artminer.collection import FeatureCache
+from artdup_jax.artminer.collection import FeatureCache, default_max_batch
 from artdup_jax.artminer.packed_maps import packed_maps
 from artdup_jax.artminer.ranking import rank_detections
 from artdup_jax.artminer.features import (
@@ -64,7 +64,7 @@ class DetectionConfig:
     map_granularity: int = 8  # maps are zero-padded to multiples of this many cells (fewer compilations)
     images_per_step: int = 64  # images packed and ranked together (bounds the packed copy of their maps)
     queries_per_call: int = 16  # queries ranked by one compiled call
-    max_batch: int = 8  # images per network call
+    max_batch: int | None = None  # images per network call (None: collection.default_max_batch())
 
     @property
     def k(self) -> int:
@@ -157,9 +157,10 @@ def query_crop(image: np.ndarray, box: Sequence[int], config: DetectionConfig = 
     return QueryCrop(_resized_crop(image, size_hw, crop, config.resample), (top, bottom, left, right), (rows, cols))
 
 
-def query_blocks(variables: dict, crops: Sequence[QueryCrop], *, max_batch: int = 8) -> list[np.ndarray]:
+def query_blocks(variables: dict, crops: Sequence[QueryCrop], *, max_batch: int | None = None) -> list[np.ndarray]:
     """Each crop's ``(h, w, 256)`` block, context removed, divided by its global norm; equal-size crops are
     batched."""
+    max_batch = max_batch or default_max_batch()
     groups = collections.defaultdict(list)
     for index, crop in enumerate(crops):
         groups[crop.pixels.shape].append(index)

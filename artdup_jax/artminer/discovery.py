@@ -101,7 +101,7 @@ class DiscoveryConfig:
     pairs_per_batch: int = 32
     hypothesis_chunk: int = 128
     seed: int = 0
-    max_batch: int = 8  # images per network call
+    max_batch: int | None = None  # images per network call (None: collection.default_max_batch())
 
     @property
     def reference_min_cells(self) -> int:

@@ -15,8 +15,8 @@ variances with the biased batch variance (PyTorch: unbiased).
 Collections: ``config.input.folder`` (every image file in it, sorted); empty: a synthetic collection
 (``data.synthetic_collection.make_collection`` with ``config.input.synthetic``) written to a temporary
 folder, the same files for the same settings. ``evaluate`` runs one-shot detection (§3) and reports the mAPs
-of ``metrics`` (those ``eval.brueghel`` reports) on ``config.evals.folder`` / ``annotations``, or on a held-out synthetic collection
-(``config.evals.synthetic``).
+of ``metrics`` (those ``eval.brueghel`` reports) on ``config.evals.folder`` / ``annotations``, or on a held-out
+synthetic collection (``config.evals.synthetic``).
 """
 
 from __future__ import annotations
