@@ -23,11 +23,15 @@ Cases (CPU sizes; GPU in brackets):
 * transformer, 1 pair of 480² images (30 x 30 maps) [32 pairs on GPU]: the forward time per pair in both
   frameworks, and from it and the row above the end-to-end time per candidate (backbone features cached).
 
-What bounds the end-to-end ratio: per candidate, time = transformer forward + scoring. The scoring part is
-where the official code loses most (a Python loop, one ``.item()`` per cell), and there ours is ≥ 10× faster
-(measured below). The transformer part is the same dense attention in both frameworks, so on CPU its ratio is
-that of two compiled kernels (about 1–2×), and the transformer dominates the end-to-end time: the end-to-end
-ratio is at most the transformer's ratio plus a little, not 10×, on a CPU.
+What bounds the end-to-end ratio: per candidate, time = transformer forward + scoring (backbone features
+cached). The scoring part is where the official code loses (a Python loop, one ``.item()`` per cell); there
+ours is ≥ 10× faster. The transformer part is the same dense attention in both frameworks, so its ratio is
+that of two compiled kernels, and on a CPU it dominates the time per candidate: the end-to-end ratio is
+bounded by the transformer's ratio (plus the little the scoring adds), not 10×. Measured on the shared 2-core
+CPU (load average 11–15, 2026-11-27, ``python -m eval.throughput --stages segswap``): scoring 1,000
+candidates after the transformer 3,809 vs 199 pairs/s (19.2×); pair scoring, 32 pairs, query box 14.2×,
+whole image 9.6×; transformer per pair at 480² 462 ms vs 1,160 ms (2.5×); end to end per candidate
+463 ms vs 1,166 ms (2.5×); collection scoring of 40 maps of 20 x 20, 1.5×.
 
 Agreement: max abs difference of the output maps, within 1e-4 (they lie in [0, 1]); of the scores, within
 1e-4 of the largest score.
