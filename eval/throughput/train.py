@@ -30,7 +30,6 @@ import types
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 import torch
 import torch.nn.functional as F

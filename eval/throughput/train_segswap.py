@@ -46,7 +46,7 @@ def step_config() -> StepConfig:
     return StepConfig(
         model=dict(transformer, dropout=0.0),
         loss=StepConfig(correspondence_weight=segswap_train.CORRESPONDENCE_WEIGHT,
-                     negatives_per_positive=segswap_train.NEGATIVES_PER_POSITIVE),
+                        negatives_per_positive=segswap_train.NEGATIVES_PER_POSITIVE),
         hard_negatives=StepConfig(count=0),
         optimizer=StepConfig(name="adam", learning_rate=LEARNING_RATE, schedule="constant", trainable=("transformer",)),
         total_steps=1)
@@ -71,7 +71,8 @@ def synthetic_batch(seed: int, positives: int, size: int) -> dict[str, np.ndarra
         "flow_a": rng.uniform(0, 1, (positives, cells, cells, 2)).astype(np.float32),
         "flow_b": rng.uniform(0, 1, (positives, cells, cells, 2)).astype(np.float32),
         "key_mask_b": rng.uniform(size=(positives, cells, cells)) < 0.8,
-        "groups": np.stack([np.stack([index, index], -1), np.stack([positives + index, index], -1)], 1).astype(np.int32),
+        "groups": np.stack([np.stack([index, index], -1), np.stack([positives + index, index], -1)],
+                           1).astype(np.int32),
     }
 
 
