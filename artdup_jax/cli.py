@@ -4,14 +4,14 @@
   artdup align SOURCE TARGET --out DIR [--checkpoint FINE] [--coarse-checkpoint RESNET50] [--no-report]
   artdup align-group REFERENCE FOLDER --out DIR [...] [--no-report]
   artdup discover FOLDER (--checkpoint X.pth | --random-weights) [--out DIR] [...] [--no-report]
-  artdup detect IMAGE FOLDER --box X1 Y1 X2 Y2 (--checkpoint X.pth | --random-weights) [--top N] [--json F]
+  artdup detect IMAGE FOLDER --box X1 Y1 X2 Y2 (--checkpoint X.pth | --random-weights) [--out DIR] [--json F]
   artdup convert FAMILY SRC.pth OUT_DIR
   artdup train --config configs/X.py:variant --workdir DIR [--config.field=value ...]
   artdup eval NAME [...]            NAME: hpatches, align, kitti, megadepth, yfcc, throughput, brueghel
 
-``artdup COMMAND --help`` explains a command, with an example. ``align``, ``align-group`` and ``discover``
-also write DIR/report/index.html (with report.json): the images, the results and every input that failed or
-was skipped, with its reason.
+``artdup COMMAND --help`` explains a command, with an example. ``align``, ``align-group``, ``discover`` and
+``detect --out DIR`` also write DIR/report/index.html (with report.json): the images, the results and every
+input that failed or was skipped, with its reason.
 
 Bad input: a file that cannot be used (missing, empty, not an image, truncated, smaller than one 16-pixel
 feature cell) is an error naming it for a single image, and a one-line warning for an image of a folder,

@@ -2,7 +2,7 @@
 
 The query image and box are checked first (a box outside the image is an error naming the image and its
 size); unusable files of FOLDER are skipped with a warning each and listed in the JSON under ``skipped``;
-the rest is searched.
+the rest is searched. With ``--out DIR``: DIR/detections.json and the report DIR/report/index.html.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from artdup_jax.data.images import read_image
 from artdup_jax.tool.folders import ImageFolderError, image_files, readable_images
 from artdup_jax.tool.checkpoints import check_checkpoint
 
-EXAMPLE = "example: artdup detect scan.jpg collection/ --box 120 40 380 300 --checkpoint brueghelModel.pth"
+EXAMPLE = ("example: artdup detect scan.jpg collection/ --box 120 40 380 300 --checkpoint brueghelModel.pth "
+           "--out runs/detect")
 
 
 class QueryBoxError(ValueError):
@@ -38,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="longer sides (feature cells) the collection is searched at (default: the release's)")
     parser.add_argument("--top", type=int, default=10, help="detections printed")
     parser.add_argument("--json", help="write every ranked detection (and the skipped files) to this file")
+    parser.add_argument("--out", help="also write OUT/detections.json and the report OUT/report/index.html "
+                                      "(the query and the --top best detections outlined)")
     return parser
 
 
@@ -80,7 +83,13 @@ def main(argv: list[str]) -> int:
         print(f"{d['score']:.4f}  {d['file']}  {d['box']}")
     if skipped:
         print(f"skipped {len(skipped)} file(s) of {args.folder}: " + "; ".join(s["file"] for s in skipped))
+    document = {"image": args.image, "box": args.box, "detections": detections, "skipped": skipped}
     if args.json:
-        outputs.save_json(args.json, {"image": args.image, "box": args.box, "detections": detections,
-                                      "skipped": skipped})
+        outputs.save_json(args.json, document)
+    if args.out:
+        from artdup_jax.tool.reports import detection_report
+
+        outputs.save_json(os.path.join(args.out, "detections.json"), document)
+        index = detection_report(args.out, args.image, args.box, args.folder, detections, skipped, args.top)
+        print(f"report: {index}")
     return 0

@@ -57,3 +57,34 @@ def discovery_report(out: str, folder: str, skipped: list[tuple[str, str]] = ())
             threshold=settings.get("threshold"), score_label="pair score (top pairs)")
         failures = failures + [Failure(name, "list", reason) for name, reason in skipped]
         return report_dir.commit(Report(f"artdup discover: {folder}", sections=[section], failures=failures))
+
+
+def detection_report(out: str, image: str, box: list[int], folder: str, detections: list[dict],
+                     skipped: list[dict], top: int) -> Path:
+    """The query box and the ``top`` best detections outlined on their images (``detections``: ``file``
+    relative to ``folder``, ``score``, ``box``, best first), a histogram of every score, the skipped files."""
+    from artdup_jax.data.images import read_image_size
+
+    folder = os.path.abspath(folder)
+    query = os.path.relpath(os.path.abspath(image), folder)
+    shown = detections[:top]
+    boxes: dict[str, list] = {query: [list(box)]}
+    for detection in shown:
+        boxes.setdefault(detection["file"], []).append(detection["box"])
+    images = []
+    for name, regions in boxes.items():
+        height, width = read_image_size(os.path.join(folder, name))
+        images.append({"file": name, "height": height, "width": width, "regions": regions})
+    document = {"num_images": len({d["file"] for d in detections}), "num_pairs_scored": len(detections),
+                "groups": [{"id": 0, "images": images,
+                            "pairs": [{"a": query, "b": d["file"], "score": round(d["score"], 4), "box_b": d["box"]}
+                                      for d in shown]}]}
+    with ReportDirectory(os.path.join(out, "report")) as report_dir:
+        section, failures = discovery_section(
+            report_dir, document, folder, method="ArtMiner one-shot detection",
+            title=f"The {len(shown)} best detections of {list(box)} of {os.path.basename(image)}",
+            note="The first image holds the query box; the others, the detections (best first).",
+            scores=[d["score"] for d in detections], score_label="detection score")
+        failures = failures + [Failure(s["file"], "detect", s["reason"]) for s in skipped]
+        return report_dir.commit(Report(f"artdup detect: {os.path.basename(image)} in {folder}",
+                                        sections=[section], failures=failures))

@@ -69,7 +69,7 @@ def test_detect_ranks_the_folder_and_lists_the_skipped_files(pair, tmp_path, cap
     bad_inputs.truncated_jpeg(folder)
     result = tmp_path / "detections.json"
     assert cli.main(["detect", str(pair[0]), str(folder), "--box", "30", "10", "90", "70", "--random-weights",
-                     "--scales", "16", "12", "--json", str(result)]) == 0
+                     "--scales", "16", "12", "--json", str(result), "--out", str(tmp_path / "out"), "--top", "2"]) == 0
     lines = tool_lines(capsys.readouterr().err)
     assert len(lines) == 1 and lines[0].startswith(f"warning: skipping {folder / 'truncated.jpg'}: ")
     document = json.loads(result.read_text())
@@ -78,6 +78,13 @@ def test_detect_ranks_the_folder_and_lists_the_skipped_files(pair, tmp_path, cap
                for d in document["detections"])
     assert [s["file"] for s in document["skipped"]] == ["truncated.jpg"]
     assert "truncated" in document["skipped"][0]["reason"]
+    assert json.loads((tmp_path / "out" / "detections.json").read_text()) == document
+    report = json.loads((tmp_path / "out" / "report" / "report.json").read_text())
+    shown = report["sections"][0]["groups"][0]["images"]
+    assert shown[0]["boxes"] == [[30, 10, 90, 70]] and len({i["name"] for i in shown}) == len(shown)
+    assert sum(len(i["boxes"]) for i in shown[1:]) == 2  # --top 2
+    assert [(f["input"], f["stage"]) for f in report["failures"]] == [("truncated.jpg", "detect")]
+    assert_loads_cleanly(tmp_path / "out" / "report" / "index.html")
 
 
 def test_convert_writes_variables_that_the_detector_loads(resnet18_checkpoint, tmp_path, capsys):
