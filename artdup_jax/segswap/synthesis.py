@@ -590,17 +590,25 @@ def make_example(index: int, *, seed: int, source: SegmentSource, styles: Sequen
             continue
         stylised = [bool(styles) and rng.random() < config.stylise_probability for _ in range(2)]
         images = [pair.image_a, pair.image_b]
+        painted = []  # AdaIN calls wait until the pair is accepted: each costs far more than a rejected try
         for k in range(2):
             if stylised[k]:
-                images[k] = _stylise_with(images[k], styles[int(rng.integers(len(styles)))], rng, styliser)
+                style = styles[int(rng.integers(len(styles)))]
+                if styliser is None:
+                    images[k] = stylise(images[k], style, rng.uniform(0, 1), rng)
+                else:
+                    painted.append((k, style, rng.uniform(0, 1)))
         tps_grid, tps = 0, None
         if rng.random() < config.tps_probability:
             tps_grid, warped_to_original, original_to_warped = random_tps(rng, config.tps_grid_sizes)
             tps = (warped_to_original, original_to_warped)
-            images[1] = warp_with_map(images[1], warped_to_original)
         truth = _ground_truth(pair, tps, config)
         if truth is None:
             continue
+        for k, style, alpha in painted:
+            images[k] = styliser(images[k], style.pixels, alpha)
+        if tps is not None:
+            images[1] = warp_with_map(images[1], tps[0])
         region = truth["mask_b"] >= 0.5
         key_mask_b = region if rng.random() < config.region_mask_probability and region.any() else \
             np.ones_like(region)
