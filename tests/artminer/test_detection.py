@@ -120,6 +120,27 @@ def test_collection_maps_are_computed_once_for_several_queries(variables, exact_
     np.testing.assert_allclose(again[0].scores, first.scores)
 
 
+def test_packed_maps_hold_every_map_once_zero_padded(variables, exact_copies):
+    from artdup_jax.artminer.packed_maps import packed_maps
+
+    paths = [os.path.abspath(exact_copies.folder / n) for n in exact_copies.images][:3]
+    cache = FeatureCache(variables)
+    packed = packed_maps(cache, paths, SCALES, 8)
+    assert packed_maps(cache, paths, SCALES, 8) is packed  # memoised on an unbounded cache
+    bounded = FeatureCache(variables, max_bytes=1 << 30)
+    assert packed_maps(bounded, paths, SCALES, 8) is not packed_maps(bounded, paths, SCALES, 8)
+    seen = set()
+    for bucket in packed.buckets:
+        for row, (i, s) in enumerate(zip(np.asarray(bucket.image), np.asarray(bucket.scale))):
+            rows, cols = np.asarray(bucket.valid_hw[row])
+            original = np.asarray(cache.get(paths[i], SCALES[s], 8))
+            assert original.shape[:2] == (rows, cols)
+            np.testing.assert_array_equal(np.asarray(bucket.maps[row, :rows, :cols]), original)
+            assert not np.asarray(bucket.maps[row, rows:]).any() and not np.asarray(bucket.maps[row, :, cols:]).any()
+            seen.add((int(i), int(s)))
+    assert seen == {(i, s) for i in range(len(paths)) for s in range(len(SCALES))}
+
+
 def test_detection_in_steps_of_images_and_queries_equals_one_call(variables, exact_copies):
     import dataclasses
 
