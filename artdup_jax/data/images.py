@@ -320,7 +320,7 @@ def read_image(path, *, max_side: int | None = None, min_side=_DEFAULT, max_pixe
     if pixels.shape[:2] != reduced_hw:  # 16-bit and float images, or a reduced-scale JPEG decode
         pixels = _resize(pixels, reduced_hw)
     if reduced_hw != (height, width):
-        warnings.warn(f"{path}: {width}x{height} image ({height * width / 1e6:.1f} MP) downscaled to "
+        warnings.warn(f"{path}: {width}x{height} image ({height * width / 1e6:.3g} MP) downscaled to "
                       f"{reduced_hw[1]}x{reduced_hw[0]} (limit max_pixels={max_pixels}; ARTDUP_MAX_PIXELS "
                       "sets it)", ImageDownscaledWarning, stacklevel=2)
     height, width = reduced_hw

@@ -44,7 +44,7 @@ def test_a_jpeg_beyond_pillows_bomb_limit_is_decoded_at_reduced_scale(tmp_path, 
     Image.fromarray(pixels).save(tmp_path / "scan.jpg", quality=95)
     Image.fromarray(pixels).save(tmp_path / "scan.png")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)  # the files hold 76800 > 2 x 10000 pixels
-    with pytest.warns(ImageDownscaledWarning, match=r"scan.jpg: 320x240 image \(0.1 MP\) downscaled to 69x51"):
+    with pytest.warns(ImageDownscaledWarning, match=r"scan.jpg: 320x240 image \(0.0768 MP\) downscaled to 69x51"):
         image = read_image(tmp_path / "scan.jpg", max_pixels=3600)
     assert image.shape == (51, 69, 3) and read_image_size(tmp_path / "scan.jpg", max_pixels=3600) == (51, 69)
     expected = np.asarray(Image.fromarray(pixels).resize((69, 51), Image.Resampling.LANCZOS)) / 255.0

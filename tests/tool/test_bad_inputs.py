@@ -96,7 +96,7 @@ def test_an_image_above_the_pixel_limit_is_downscaled_with_a_warning(tmp_path, c
     monkeypatch.setenv("ARTDUP_MAX_PIXELS", "6000")  # the photographs have 128 x 96 = 12288 pixels
     code, lines = run(capsys, ["align", source, target, "--out", tmp_path / "out", *ALIGN])
     assert code == 0
-    assert f"warning: {source}: 128x96 image (0.0 MP) downscaled to 89x67 (limit max_pixels=6000; " \
+    assert f"warning: {source}: 128x96 image (0.0123 MP) downscaled to 89x67 (limit max_pixels=6000; " \
            "ARTDUP_MAX_PIXELS sets it)" in lines
     assert any(line.startswith(f"warning: {target}: 128x96 image") for line in lines)
     assert Image.open(tmp_path / "out" / "target.png").size[0] * Image.open(tmp_path / "out" / "target.png").size[1] \
