@@ -52,6 +52,7 @@ from eval.throughput.harness import run_case
 
 TOLERANCE = 1e-4
 BATCH = 32  # the official retrieval batch
+_CANDIDATE_BATCH = 250  # pairs per step of score_outputs' compiled map
 
 
 
@@ -203,7 +204,12 @@ def _thousand_candidates(encoder, variables, dev, quick: bool, gpu: bool, seed: 
     prior_t, region_t = torch.from_numpy(prior).to(dev), torch.from_numpy(region).to(dev)
 
     def ours():
-        return score_outputs(*args_jax, candidates_jax, prior=prior, region=region)
+        return score_outputs(*args_jax, candidates_jax, prior=prior, region=region, batch_size=_CANDIDATE_BATCH)
+
+    cells_index, cells_valid = score_module.region_cells(region, (1, cells, cells))
+    compiled = {"jax": harness.compiled_stats(score_module._score_outputs, *args_jax, candidates_jax,
+                                              jnp.asarray(prior), cells_index[0], cells_valid[0],
+                                              batch_size=_CANDIDATE_BATCH)}
 
     scoring = run_case(
         "segswap", f"scoring {count} candidates after the transformer, query box ({int(region.sum())} cells)",
@@ -212,8 +218,8 @@ def _thousand_candidates(encoder, variables, dev, quick: bool, gpu: bool, seed: 
                                                          prior_t, region_t)},
         subject="jax", repeats=2 if quick else 3, warmup=1,
         params={"maps": f"{cells}x{cells}", "candidates": count, "region_cells": int(region.sum()),
-                "jax_batch": 250},
-        agreement=_scores_agreement, items=(count, "pairs"))
+                "jax_batch": _CANDIDATE_BATCH},
+        agreement=_scores_agreement, items=(count, "pairs"), compiled=compiled, memory=True)
     results.append(scoring)
     del candidates_t, candidates_jax
 
@@ -227,12 +233,13 @@ def _thousand_candidates(encoder, variables, dev, quick: bool, gpu: bool, seed: 
         with torch.no_grad():
             return encoder(source_t, target_t)
 
+    compiled = {"jax": harness.compiled_stats(predict_from_features, variables, source, target)}
     forward = run_case(
         "segswap", f"transformer, {pairs} pair(s) of {side * 16}² images",
         {"jax": lambda: predict_from_features(variables, source, target), "torch": transformer_torch},
         subject="jax", repeats=2 if quick else 3, warmup=1,
         params={"maps": f"{side}x{side}", "pairs": pairs, "image_side": side * 16},
-        agreement=_outputs_agreement, items=(pairs, "pairs"))
+        agreement=_outputs_agreement, items=(pairs, "pairs"), compiled=compiled, memory=True)
     # End to end per candidate (backbone features cached): transformer + scoring.
     per_pair = {name: forward["timings"][name]["median_s"] / pairs
                 + scoring["timings"][name]["median_s"] / count for name in ("jax", "torch")}
