@@ -44,7 +44,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.init_from = ""  # stage 2/3/grad: the previous stage's workdir (or converted variables)
     config.zero_flow_head = False  # True: start from the identity flow (short runs; see task.init_variables)
     config.input = dict(image_size=224, margin=88, max_shift=0.04, deformation=4.0, threads=2,
-                        pairs_folder="")
+                        pairs_folder="", jitter=True)
     config.batch_size = 16  # pairs; each step sees 2 × batch_size images
     config.total_steps = recipe["epochs"] * _STEPS_PER_EPOCH
     config.optimizer = dict(name="adam", learning_rate=2e-4, b1=0.5, b2=0.999, schedule="constant",
@@ -57,9 +57,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     if variant in ("smoke", "tiny"):
         # Stage 2's loss (reconstruction + cycle) from scratch at 64×64 with a 16-px margin: the central
-        # 32×32 carries the loss and the search window (±24 px) covers the shifts. ``tiny`` runs stage 3's
-        # full loss so the tests cover the matchability branch too.
-        config.input.update(image_size=64, margin=16, max_shift=0.05, deformation=2.0)
+        # 32×32 carries the loss and the search window (±24 px) covers the shifts. The views differ by a
+        # ±6.4-px corner homography plus a 4-px smooth warp (about half an 8-px feature cell),
+        # without photometric jitter: in 200 steps the network learns the geometry (held-out EPE 2.4–3.7 px vs
+        # the identity's 3.5–4.3 over seeds 0–2) but not yet invariance to gain/gamma/blur (with the jitter:
+        # 3.85 vs 3.86 px). ``tiny`` runs stage 3's full loss so the tests cover the matchability branch too.
+        config.input.update(image_size=64, margin=16, max_shift=0.1, deformation=4.0, jitter=False)
         config.zero_flow_head = True
         config.batch_size = 4
         config.total_steps = 200

@@ -43,7 +43,8 @@ def loss_fn(model, variables, batch, rng, config):
 def _synthetic(config, seed):
     inp = config.input
     return functools.partial(training_data.synthetic_pair, seed=seed, size=inp.image_size,
-                             max_shift=inp.max_shift, deformation=inp.deformation)
+                             max_shift=inp.max_shift, deformation=inp.deformation,
+                             jitter=inp.get("jitter", True))
 
 
 def input_pipeline(config, *, first_step, process_index, process_count):
