@@ -383,9 +383,10 @@ def bundled_paintings() -> list[np.ndarray]:
 
 
 def make_source(kind: str, *, image_folder: str = "", mask_folder: str = "", tfds_data_dir: str = "",
-                split: str = "train", max_side: int = 640) -> SegmentSource:
+                split: str = "train", max_side: int = 640,
+                segment_area: tuple[float, float] = (0.02, 0.4)) -> SegmentSource:
     """A source by name: ``coco``, ``folder`` (image_folder + mask_folder) or ``unsupervised`` (image_folder,
-    or the bundled images when empty)."""
+    or the bundled images when empty; ``segment_area``: the kept regions' area range, fractions of the image)."""
     if kind == "coco":
         return CocoSegments(split, data_dir=tfds_data_dir or None, max_side=max_side)
     if kind == "folder":
@@ -394,7 +395,7 @@ def make_source(kind: str, *, image_folder: str = "", mask_folder: str = "", tfd
         return FolderSegments(image_folder, mask_folder, max_side=max_side)
     if kind == "unsupervised":
         if image_folder:
-            return UnsupervisedSegments.from_folder(image_folder, max_side=max_side)
+            return UnsupervisedSegments.from_folder(image_folder, max_side=max_side, area=tuple(segment_area))
         images, groups = bundled_images()
-        return UnsupervisedSegments(images, groups, max_side=max_side)
+        return UnsupervisedSegments(images, groups, max_side=max_side, area=tuple(segment_area))
     raise ValueError(f"unknown segment source {kind!r}; use coco, folder or unsupervised")

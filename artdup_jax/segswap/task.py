@@ -42,12 +42,18 @@ def transformer_config(config) -> TransformerConfig:
     return TransformerConfig(**config.model)
 
 
+_OPTIONAL_SYNTHESIS_FIELDS = ("one_object_scales", "aspect", "max_rotation", "max_scale_change",
+                              "border_crop_probability")  # SynthesisConfig's defaults when config.input lacks them
+
+
 def synthesis_config(config) -> synthesis.SynthesisConfig:
     inp = config.input
     return synthesis.SynthesisConfig(
         image_size=inp.image_size, stride=inp.stride, two_object_probability=inp.two_object_probability,
         dilation=inp.dilation, blend_modes=tuple(inp.blend_modes), stylise_probability=inp.stylise_probability,
-        tps_probability=inp.tps_probability, region_mask_probability=inp.region_mask_probability)
+        tps_probability=inp.tps_probability, region_mask_probability=inp.region_mask_probability,
+        **{name: tuple(inp[name]) if isinstance(inp[name], (tuple, list)) else inp[name]
+           for name in _OPTIONAL_SYNTHESIS_FIELDS if name in inp})
 
 
 def create_model(config) -> SegSwap:
@@ -157,9 +163,9 @@ def loss_fn(model, variables, batch, rng, config):
 
 @functools.lru_cache(maxsize=4)
 def _source_and_styles(kind: str, image_folder: str, mask_folder: str, tfds_data_dir: str, style_folder: str,
-                       max_side: int):
+                       max_side: int, segment_area: tuple[float, float]):
     source = segments.make_source(kind, image_folder=image_folder, mask_folder=mask_folder,
-                                  tfds_data_dir=tfds_data_dir, max_side=max_side)
+                                  tfds_data_dir=tfds_data_dir, max_side=max_side, segment_area=segment_area)
     paintings = segments.folder_images(style_folder, max_side) if style_folder else segments.bundled_paintings()
     return source, synthesis.prepare_styles(paintings, max_side)
 
@@ -167,7 +173,7 @@ def _source_and_styles(kind: str, image_folder: str, mask_folder: str, tfds_data
 def _example_fn(config, seed: int):
     inp = config.input
     source, styles = _source_and_styles(inp.segments, inp.image_folder, inp.mask_folder, inp.tfds_data_dir,
-                                        inp.style_folder, inp.max_side)
+                                        inp.style_folder, inp.max_side, tuple(inp.get("segment_area", (0.02, 0.4))))
     pool = config.hard_negatives.pool_per_example if config.hard_negatives.count else 0
     return functools.partial(synthesis.make_example, seed=seed, source=source, styles=styles,
                              config=synthesis_config(config), pool_images=pool)

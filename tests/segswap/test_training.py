@@ -8,6 +8,7 @@ import pytest
 
 from artdup_jax.segswap import synthesis, task
 from artdup_jax.training import loop
+from artdup_jax.training.metrics import read_metrics
 from configs.segswap import get_config
 
 
@@ -55,3 +56,28 @@ def test_training_moves_the_transformer_and_leaves_the_backbone_alone(tiny_run):
     assert not np.allclose(projection[0], projection[1])
     # The first thing the model learns: no co-segmentation on negative pairs.
     assert report["final_eval_metrics"]["negative_mask"] < report["initial_eval_metrics"]["negative_mask"]
+
+
+def test_smoke_variant_learns_correspondences_on_held_out_pairs(tmp_path):
+    """The smoke variant, shortened to 60 steps: the loss falls and the held-out correspondence error drops.
+
+    Mask IoU is reported, not asserted: with the random (offline) backbone the masks do not yet beat the
+    trivial ones. Measured on 2 shared CPU cores (2026-11-27), full smoke run (300 steps, 32 held-out pairs):
+    correspondence L1 0.246 -> 0.053, loss 2.8 -> 0.97, but mask IoU 0.0 against all-foreground 0.314 and
+    centre prior 0.231; the predicted masks sit at the base rate (mean 0.22 on foreground cells, 0.21 on
+    background, AUC 0.55). Before the smoke pairs were made easy: correspondence 0.228 -> 0.196, mask IoU
+    0.047 (only the images with an empty ground truth) against 0.155. Why: random ResNet-50 layer3 features
+    barely tell a pasted object's cells from others (nearest-neighbour hit rate on interior object cells
+    0.15 on the spec's pairs, 0.59 on the easy ones), so the transformer learns where cells go long before
+    it learns which cells are shared. Converted MoCo-v2 weights (``backbone_from``) are the real fix.
+    """
+    config = get_config("smoke")
+    config.total_steps, config.eval_every, config.eval_pairs = 60, 60, 16
+    config.log_every, config.checkpoint_every = 10, 60
+    report = loop.train(config, str(tmp_path))
+    losses = {r["step"]: r["loss"] for r in read_metrics(str(tmp_path))}
+    first, last = report["initial_eval_metrics"], report["final_eval_metrics"]
+    print(f"\nsmoke losses {losses}\ninitial eval {first}\nfinal eval {last}")
+    assert np.mean([losses[s] for s in (50, 60)]) < 0.75 * np.mean([losses[s] for s in (10, 20)])
+    assert last["correspondence"] < 0.6 * first["correspondence"]
+    assert last["loss"] < first["loss"]
