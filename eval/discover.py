@@ -159,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pairs-per-batch", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--thumbnail-px", type=int, default=256)
+    parser.add_argument("--cache", help="folder where feature maps persist between runs (default: OUT/cache; "
+                        "a re-run, e.g. after an interruption or with another threshold, reuses them)")
     parser.add_argument("--quiet", action="store_true")
     return parser
 
@@ -191,7 +193,13 @@ def run(args: argparse.Namespace) -> dict:
     skipped = sorted(set(os.listdir(folder)) - set(names))
     config = config_from_args(args)
     start = time.perf_counter()
-    result = discover(variables, [str(folder / n) for n in names], config)
+    from artdup_jax.artminer import FeatureCache
+
+    cache_dir = args.cache or os.fspath(Path(args.out) / "cache")
+    cache = FeatureCache(variables, resample=config.resample, max_batch=config.max_batch, directory=cache_dir)
+    result = discover(variables, [str(folder / n) for n in names], config, cache=cache)
+    if not args.quiet:
+        print(f"feature maps: {cache.maps_loaded} read from {cache_dir}, {cache.maps_computed} computed")
     seconds = time.perf_counter() - start
     settings = {k: v for k, v in vars(args).items() if k not in ("out", "quiet", "folder")}
     settings["threshold"] = config.threshold

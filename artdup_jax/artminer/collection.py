@@ -8,11 +8,19 @@ space: zero padding would change the border features (artminer.md, pitfall 23).
 
 Memory: a 4:3 image's 7-scale pyramid is about 18k cells x 256 floats (18 MB in float32). ``store_dtype``
 (e.g. ``jnp.bfloat16``) halves it; ``max_bytes`` evicts the least recently used maps.
+
+Disk (``directory``): every computed map is also written there (``.npy``, atomically: temporary file + rename),
+and a later cache, in this run or another, loads it instead of running the network. A file is named by a hash
+of what decides the map: the image's absolute path, size and modification time, the scale, the shorter-side
+minimum, the resample filter, the store dtype and a fingerprint of the weights. Editing an image or changing the
+weights therefore misses the old files (they stay until the folder is deleted); a killed run keeps every map
+written before it died, and re-running resumes from them.
 """
 
 from __future__ import annotations
 
 import collections
+import hashlib
 import os
 from typing import Callable, Iterable, Sequence
 
@@ -21,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from artdup_jax.artminer.features import as_float_image, cells_for_size, features, resize_to_cells
+from artdup_jax.data import outputs
 from artdup_jax.data.images import read_image, read_image_size
 
 
@@ -51,11 +60,12 @@ class FeatureCache:
       read: ``path -> (H, W, 3)`` float32 RGB in [0, 1].
       max_bytes: optional bound on the cached maps (least recently used evicted first).
       store_dtype: dtype the maps are kept in.
+      directory: optional folder where maps persist between runs (module docstring).
     """
 
     def __init__(self, variables: dict, *, resample: str = "nearest", max_batch: int | None = None,
                  read: Callable[[str], np.ndarray] = read_image, max_bytes: int | None = None,
-                 store_dtype=jnp.float32):
+                 store_dtype=jnp.float32, directory: str | os.PathLike | None = None):
         self.variables = variables
         self.resample = resample
         self.max_batch = max_batch or default_max_batch()
@@ -66,6 +76,9 @@ class FeatureCache:
         self._sizes: dict[str, tuple[int, int]] = {}
         self._bytes = 0
         self.maps_computed = 0  # network outputs produced so far (a reused map does not count)
+        self.directory = os.fspath(directory) if directory is not None else None
+        self.maps_loaded = 0  # maps read back from ``directory``
+        self._weights_fingerprint: str | None = None
 
     @staticmethod
     def key(path: str, longer_cells: int, min_cells: int) -> tuple[str, int, int]:
@@ -94,11 +107,49 @@ class FeatureCache:
         height, width = self.image_size(path)
         return cells_for_size(width, height, longer_cells, min_cells)
 
+    def weights_fingerprint(self) -> str:
+        """SHA-1 of every weight and statistic of the network (computed once)."""
+        if self._weights_fingerprint is None:
+            digest = hashlib.sha1()
+            for path, leaf in jax.tree_util.tree_flatten_with_path(self.variables)[0]:
+                digest.update(jax.tree_util.keystr(path).encode())
+                digest.update(np.ascontiguousarray(np.asarray(leaf, np.float32)).tobytes())
+            self._weights_fingerprint = digest.hexdigest()
+        return self._weights_fingerprint
+
+    def disk_path(self, key: tuple[str, int, int]) -> str | None:
+        """Where the map of ``key`` persists (None without a directory or when the image cannot be stat'ed)."""
+        if self.directory is None:
+            return None
+        path, longer_cells, min_cells = key
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return None
+        fields = (path, stat.st_size, stat.st_mtime_ns, longer_cells, min_cells, self.resample,
+                  np.dtype(self.store_dtype).name, self.weights_fingerprint())
+        name = hashlib.sha1(repr(fields).encode()).hexdigest()
+        return os.path.join(self.directory, name[:2], f"{name}.npy")
+
+    def _load(self, key) -> bool:
+        """Reads the map of ``key`` from the directory into memory; False when it is not there (or unreadable)."""
+        location = self.disk_path(key)
+        if location is None or not os.path.exists(location):
+            return False
+        try:
+            value = np.load(location)
+        except (OSError, ValueError):  # a damaged file is recomputed (and rewritten)
+            return False
+        self._store(key, jnp.asarray(value, self.store_dtype))
+        self.maps_loaded += 1
+        return True
+
     def ensure(self, paths: Iterable[str], scales: Sequence[int], min_cells: int) -> None:
-        """Computes every missing map of ``paths`` x ``scales``."""
+        """Computes (or loads from the directory) every missing map of ``paths`` x ``scales``."""
         pending: dict[tuple[int, int], list] = collections.defaultdict(list)
         for path in paths:
-            missing = [s for s in scales if self.key(path, s, min_cells) not in self._maps]
+            missing = [s for s in scales if self.key(path, s, min_cells) not in self._maps
+                       and not self._load(self.key(path, s, min_cells))]
             if not missing:
                 continue
             image = as_float_image(self.read(path))
@@ -122,6 +173,9 @@ class FeatureCache:
         out = features(self.variables, batch).astype(self.store_dtype)
         for index, key in enumerate(keys):
             self._store(key, out[index])
+            location = self.disk_path(key)
+            if location is not None:
+                outputs.save_npy(location, np.asarray(out[index], np.float32))
         self.maps_computed += len(keys)
 
     def _store(self, key, value) -> None:

@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="longer sides (feature cells) the collection is searched at (default: the release's)")
     parser.add_argument("--top", type=int, default=10, help="detections printed")
     parser.add_argument("--json", help="write every ranked detection (and the skipped files) to this file")
+    parser.add_argument("--cache", help="folder where the collection's feature maps persist between runs "
+                        "(default: OUT/cache with --out; a re-run or a new query over the same folder reuses them)")
     parser.add_argument("--out", help="also write OUT/detections.json and the report OUT/report/index.html "
                                       "(the query and the --top best detections outlined)")
     return parser
@@ -73,7 +75,13 @@ def main(argv: list[str]) -> int:
         for path, reason in failed]
 
     config = DetectionConfig(scales=tuple(args.scales)) if args.scales else DetectionConfig()
-    ranked = detect(variables, [Query(args.image, tuple(args.box))], paths, config)[0]
+    from artdup_jax.artminer import FeatureCache
+
+    cache_dir = args.cache or (os.path.join(args.out, "cache") if args.out else None)
+    cache = FeatureCache(variables, resample=config.resample, max_batch=config.max_batch, directory=cache_dir)
+    ranked = detect(variables, [Query(args.image, tuple(args.box))], paths, config, cache=cache)[0]
+    if cache_dir:
+        print(f"feature maps: {cache.maps_loaded} read from {cache_dir}, {cache.maps_computed} computed")
     detections = [
         {"file": os.path.relpath(p, args.folder), "score": float(s), "box": [int(v) for v in b]}
         for p, s, b in zip(ranked.paths, ranked.scores, ranked.boxes)]

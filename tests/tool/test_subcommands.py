@@ -85,6 +85,12 @@ def test_detect_ranks_the_folder_and_lists_the_skipped_files(pair, tmp_path, cap
     assert sum(len(i["boxes"]) for i in shown[1:]) == 2  # --top 2
     assert [(f["input"], f["stage"]) for f in report["failures"]] == [("truncated.jpg", "detect")]
     assert_loads_cleanly(tmp_path / "out" / "report" / "index.html")
+    # The collection's maps persisted in OUT/cache: a re-run computes none and ranks the same.
+    again = tmp_path / "again.json"
+    assert cli.main(["detect", str(pair[0]), str(folder), "--box", "30", "10", "90", "70", "--random-weights",
+                     "--scales", "16", "12", "--json", str(again), "--out", str(tmp_path / "out"), "--top", "2"]) == 0
+    assert "feature maps: 4 read from" in capsys.readouterr().out  # 2 readable images x 2 scales, 0 computed
+    assert json.loads(again.read_text())["detections"] == document["detections"]
 
 
 def test_convert_writes_variables_that_the_detector_loads(resnet18_checkpoint, tmp_path, capsys):
