@@ -15,7 +15,9 @@
 
 The backbone is frozen (``optimizer.trainable``); set ``backbone_from`` to converted MoCo-v2 variables
 (``python -m artdup_jax.convert moco_resnet50 moco_v2_800ep_pretrain.pth.tar OUT``) for real runs. Style
-images: ``input.style_folder`` (the spec uses the Brueghel collection; empty: the unraphael copies).
+images: ``input.style_folder`` (the spec uses the Brueghel collection; empty: the unraphael copies). Stylisation:
+AdaIN with ``input.adain_weights`` (``python -m artdup_jax.convert adain vgg_normalised.pth decoder.pth OUT``),
+else a classical stand-in; each example's ``style_method`` says which.
 
 Schedule (§3.2): the spec warms up linearly over 1,000 steps, then 2e-4 for 50 epochs of 9,000 steps and 1e-5
 after (×0.05): the harness's "step" schedule with ``warmup_steps`` (a plain linear ramp from 0; the official
@@ -44,6 +46,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.init_from = ""  # hard_negatives: the stage-1 workdir
     config.input = dict(
         segments="coco", image_folder="", mask_folder="", tfds_data_dir="", style_folder="", max_side=640,
+        adain_weights="",  # converted AdaIN variables (convert family adain); empty: classical stylisation
         image_size=480, stride=16, dilation=20, blend_modes=("poisson",), two_object_probability=0.5,
         one_object_scales=(0.2, 1.0), aspect=(0.7, 1.0), max_rotation=15.0, max_scale_change=0.0,
         border_crop_probability=0.2, segment_area=(0.02, 0.4),

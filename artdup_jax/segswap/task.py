@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from artdup_jax import style
 from artdup_jax.segswap import losses, segments, synthesis
 from artdup_jax.segswap.model import SegSwap
 from artdup_jax.segswap.transformer import TransformerConfig
@@ -175,8 +176,10 @@ def _example_fn(config, seed: int):
     source, styles = _source_and_styles(inp.segments, inp.image_folder, inp.mask_folder, inp.tfds_data_dir,
                                         inp.style_folder, inp.max_side, tuple(inp.get("segment_area", (0.02, 0.4))))
     pool = config.hard_negatives.pool_per_example if config.hard_negatives.count else 0
+    # AdaIN (§1.4) from converted weights; without them the classical stylisation (example["style_method"]).
+    styliser = style.load_painting_styliser(inp.adain_weights) if inp.get("adain_weights") else None
     return functools.partial(synthesis.make_example, seed=seed, source=source, styles=styles,
-                             config=synthesis_config(config), pool_images=pool)
+                             config=synthesis_config(config), pool_images=pool, styliser=styliser)
 
 
 def input_pipeline(config, *, first_step, process_index, process_count):
