@@ -243,23 +243,34 @@ def _eval_forward(model):
     return forward
 
 
-def evaluate(model, variables, config) -> dict:
-    batch = _eval_batch(config)
-    pairs = batch["image_a"].shape[0]
-    out_x, out_y = map(np.asarray, _eval_forward(model)(variables, batch["image_a"], batch["image_b"]))
+def held_out_metrics(out_x: np.ndarray, out_y: np.ndarray, batch: dict, correspondence_weight: float) -> dict:
+    """The evaluation numbers from the model's outputs on the held-out pairs.
+
+    Args:
+      out_x, out_y: ``(2P, h, w, 3)`` outputs (x, y, mask) for A and B: rows ``:P`` the positive pairs
+        (A_i, B_i), rows ``P:`` the negative pairs (A_i, B_{i+1}).
+      batch: the held-out pairs (``mask_a``, ``mask_b`` ``(P, h, w)``, ``flow_a``, ``flow_b``, ``groups``).
+    """
+    pairs = batch["mask_a"].shape[0]
     truth = np.concatenate([batch["mask_a"], batch["mask_b"]])
     predicted = np.concatenate([out_x[:pairs, ..., 2], out_y[:pairs, ..., 2]])
     weight = np.all(batch["groups"][:, 0, :, None] != np.roll(batch["groups"][:, 1], -1, axis=0)[:, None, :],
                     axis=(1, 2)).astype(np.float32)
     loss, parts = losses.segswap_loss(out_x[:pairs], out_y[:pairs], batch["mask_a"], batch["mask_b"],
                                       batch["flow_a"], batch["flow_b"], out_x[pairs:], out_y[pairs:], weight,
-                                      correspondence_weight=config.loss.correspondence_weight)
+                                      correspondence_weight=correspondence_weight)
     iou = float(mask_iou(predicted, truth).mean())
     foreground = float(mask_iou(np.ones_like(truth), truth).mean())
     centre = float(mask_iou(centre_prior(truth.shape), truth).mean())
     return {"mask_iou": iou, "all_foreground_iou": foreground, "centre_prior_iou": centre,
             "baseline_iou": max(foreground, centre), "loss": float(loss),
             "correspondence": float(parts["correspondence"]), "negative_mask": float(parts["negative_mask"])}
+
+
+def evaluate(model, variables, config) -> dict:
+    batch = _eval_batch(config)
+    out_x, out_y = map(np.asarray, _eval_forward(model)(variables, batch["image_a"], batch["image_b"]))
+    return held_out_metrics(out_x, out_y, batch, config.loss.correspondence_weight)
 
 
 TASK = Task(name="segswap", create_model=create_model, init_variables=init_variables, loss_fn=loss_fn,
