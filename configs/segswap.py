@@ -10,7 +10,7 @@
                   negatives per step mined in the step, 49 rounds × 100 iterations
   smoke           unsupervised stage 1 at 128² with a small transformer on easy pairs (below): within a few
                   minutes on 2 CPU cores the loss falls and the held-out correspondence error drops (0.25 ->
-                  0.05); the masks do not yet beat the trivial ones (tests/segswap/test_training.py says why)
+                  0.05); the masks stay at the base rate, no grid bug (tests/segswap/test_training.py says why)
   tiny            tests: 64² images, a few steps, with hard-negative mining on so every branch runs
 
 The backbone is frozen (``optimizer.trainable``); set ``backbone_from`` to converted MoCo-v2 variables

@@ -18,7 +18,8 @@ replacement ∝ score (Gumbel top-k) and join the negatives. The official script
 once per ≤ 100 iterations instead (§3.3); mining per step from a smaller pool keeps the step pure.
 
 evaluate(): on held-out synthetic pairs, the mask IoU (mask > 0.5 against GT > 0.5, both images, no key
-masks) against two trivial predictions (every cell foreground; the central half of each side), the loss,
+masks) against two trivial predictions (every cell foreground; the central half of each side), the mask's
+foreground-vs-background AUC over the cells (threshold-free; 0.5 = no ranking), the loss,
 and the mean predicted mask on negative pairs (A_i, B_{i+1}).
 """
 
@@ -29,6 +30,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy.stats import rankdata
 
 from artdup_jax import style
 from artdup_jax.segswap import losses, segments, synthesis
@@ -202,6 +204,18 @@ def mask_iou(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return np.where(union > 0, np.sum(p & t, axis=(1, 2)) / np.maximum(union, 1), 1.0)
 
 
+def foreground_auc(predicted: np.ndarray, truth: np.ndarray) -> float:
+    """Probability that a random GT-foreground cell (GT > 0.5) gets a higher mask than a random background
+    cell (ties count half), over all cells of ``(N, h, w)`` maps; 0.5 if either set is empty. Threshold-free,
+    so it shows a mask learning to rank cells before its probabilities cross 0.5."""
+    foreground = truth.ravel() > 0.5
+    count_fg, count_bg = int(foreground.sum()), int((~foreground).sum())
+    if not count_fg or not count_bg:
+        return 0.5
+    ranks = rankdata(predicted.ravel())
+    return float((ranks[foreground].sum() - count_fg * (count_fg + 1) / 2) / (count_fg * count_bg))
+
+
 def centre_prior(shape: tuple[int, ...]) -> np.ndarray:
     """``(N, h, w)`` ones on the cells whose centres lie in the central half of each side."""
     h, w = shape[1:]
@@ -263,7 +277,7 @@ def held_out_metrics(out_x: np.ndarray, out_y: np.ndarray, batch: dict, correspo
     foreground = float(mask_iou(np.ones_like(truth), truth).mean())
     centre = float(mask_iou(centre_prior(truth.shape), truth).mean())
     return {"mask_iou": iou, "all_foreground_iou": foreground, "centre_prior_iou": centre,
-            "baseline_iou": max(foreground, centre), "loss": float(loss),
+            "baseline_iou": max(foreground, centre), "mask_auc": foreground_auc(predicted, truth), "loss": float(loss),
             "correspondence": float(parts["correspondence"]), "negative_mask": float(parts["negative_mask"])}
 
 

@@ -33,8 +33,9 @@ def test_ground_truth_correspondences_point_at_the_same_pixels(held_out):
     grid = config.input.image_size // config.input.stride
     inside, outside = [], []
     for i in range(len(batch["image_a"])):
-        for image, other, mask, flow in ((batch["image_a"][i], batch["image_b"][i], batch["mask_a"][i], batch["flow_a"][i]),
-                                         (batch["image_b"][i], batch["image_a"][i], batch["mask_b"][i], batch["flow_b"][i])):
+        a, b = batch["image_a"][i], batch["image_b"][i]
+        for image, other, mask, flow in ((a, b, batch["mask_a"][i], batch["flow_a"][i]),
+                                         (b, a, batch["mask_b"][i], batch["flow_b"][i])):
             difference = np.abs(synthesis.sample_cells(image, synthesis.cell_centres(grid))
                                 - synthesis.sample_cells(other, flow)).mean(-1)
             inside.append(difference[mask > 0.5])
@@ -48,6 +49,7 @@ def test_the_ground_truth_as_output_scores_a_perfect_held_out_iou(held_out):
     metrics = task.held_out_metrics(*_ground_truth_outputs(batch, batch["mask_a"], batch["mask_b"]), batch,
                                     config.loss.correspondence_weight)
     assert metrics["mask_iou"] == 1.0 > metrics["baseline_iou"]
+    assert metrics["mask_auc"] == 1.0
     assert metrics["correspondence"] < 1e-6 and metrics["negative_mask"] < 1e-6
     transposed = task.held_out_metrics(
         *_ground_truth_outputs(batch, batch["mask_a"].transpose(0, 2, 1), batch["mask_b"].transpose(0, 2, 1)),
@@ -61,3 +63,11 @@ def test_the_evaluation_reads_the_mask_from_the_last_channel(held_out):
     # The mask moved to channel 0 (and x to channel 2): the IoU must collapse.
     swapped = task.held_out_metrics(out_x[..., ::-1], out_y[..., ::-1], batch, config.loss.correspondence_weight)
     assert swapped["mask_iou"] < 0.5
+
+
+def test_foreground_auc_ranks_cells_without_a_threshold():
+    truth = np.array([[[1.0, 1.0], [0.0, 0.0]]])
+    assert task.foreground_auc(np.array([[[0.3, 0.2], [0.1, 0.0]]]), truth) == 1.0  # all below 0.5, ranked right
+    assert task.foreground_auc(np.array([[[0.2, 0.2], [0.2, 0.2]]]), truth) == 0.5  # a constant mask
+    assert task.foreground_auc(np.array([[[0.0, 0.3], [0.2, 0.1]]]), truth) == 0.5  # (0.0 < both, 0.3 > both)
+    assert task.foreground_auc(np.zeros((1, 2, 2)), np.zeros((1, 2, 2))) == 0.5
