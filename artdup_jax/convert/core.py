@@ -88,6 +88,22 @@ def strip_prefix(prefix: str) -> Callable[[Mapping[str, np.ndarray]], dict[str, 
     return normalise
 
 
+def rename_keys(family: str, state_dict: Mapping[str, np.ndarray],
+                rename: Callable[[str], str]) -> dict[str, np.ndarray]:
+    """``{rename(key): value}``; two keys renamed alike raise ``CheckpointMismatchError`` naming both."""
+    out: dict[str, np.ndarray] = {}
+    origin: dict[str, str] = {}
+    problems = []
+    for key, value in state_dict.items():
+        name = rename(key)
+        if name in out:
+            problems.append(f"duplicate: {origin[name]} and {key} are both {name}")
+        out[name], origin[name] = value, key
+    if problems:
+        raise CheckpointMismatchError(family, problems)
+    return out
+
+
 @dataclasses.dataclass(frozen=True)
 class Family:
     """One checkpoint family. ``options`` are the keyword arguments of ``build_model`` (e.g. last_stage).

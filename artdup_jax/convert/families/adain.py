@@ -19,7 +19,7 @@ from typing import Mapping
 
 import numpy as np
 
-from artdup_jax.convert.core import CheckpointMismatchError, Family, register
+from artdup_jax.convert.core import Family, register, rename_keys
 
 _FAMILY = "adain"
 SOURCES = ("vgg", "decoder")
@@ -43,21 +43,14 @@ def adain_module(module_path: tuple[str, ...]) -> str:
 
 def canonical_keys(state_dict: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Strips the wrappers below each source prefix: ``decoder.module.1.weight`` -> ``decoder.1.weight``."""
-    out: dict[str, np.ndarray] = {}
-    origin: dict[str, str] = {}
-    problems = []
-    for key, value in state_dict.items():
+    def rename(key: str) -> str:
         source, _, rest = key.partition(".")
         for wrapper in _WRAPPERS.get(source, ()):
             if rest.startswith(wrapper):
                 rest = rest[len(wrapper):]
-        name = f"{source}.{rest}"
-        if name in out:
-            problems.append(f"duplicate: {origin[name]} and {key} are both {name}")
-        out[name], origin[name] = value, key
-    if problems:
-        raise CheckpointMismatchError(_FAMILY, problems)
-    return out
+        return f"{source}.{rest}"
+
+    return rename_keys(_FAMILY, state_dict, rename)
 
 
 def _build(**options):

@@ -19,7 +19,7 @@ from typing import Mapping
 
 import numpy as np
 
-from artdup_jax.convert.core import CheckpointMismatchError, Family, register
+from artdup_jax.convert.core import Family, register, rename_keys
 from artdup_jax.convert.families.resnet import torchvision_module
 from artdup_jax.nn.resnet import resnet18
 
@@ -29,20 +29,13 @@ PREFIXES = ("module.", "model.")  # DataParallel, then the release's wrapper mod
 
 def canonical_keys(state_dict: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """``model.layer1.0.conv1.weight`` -> ``layer1.0.conv1.weight``; duplicates raise."""
-    out: dict[str, np.ndarray] = {}
-    origin: dict[str, str] = {}
-    problems = []
-    for key, value in state_dict.items():
-        name = key
+    def rename(key: str) -> str:
         for prefix in PREFIXES:
-            if name.startswith(prefix):
-                name = name[len(prefix):]
-        if name in out:
-            problems.append(f"duplicate: {origin[name]} and {key} are both {name}")
-        out[name], origin[name] = value, key
-    if problems:
-        raise CheckpointMismatchError(_FAMILY, problems)
-    return out
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+        return key
+
+    return rename_keys(_FAMILY, state_dict, rename)
 
 
 def _build(**options):
