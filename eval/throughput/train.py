@@ -35,12 +35,11 @@ import torch
 import torch.nn.functional as F
 
 from artdup_jax.ransac_flow import task as ransac_flow_task
-from artdup_jax.training.state import TrainState
 from baselines.torch import ransac_flow_losses
 from baselines.torch.ransac_flow_fine import FineNetworkTorch, identity_grid
 from eval.throughput import harness, models, train_artminer, train_segswap
 from eval.throughput.harness import run_case
-from eval.throughput.train_step import STEP_SOURCE, make_train_step
+from eval.throughput.train_step import STEP_SOURCE, timed_step
 
 LEARNING_RATE, BETAS = 2e-4, (0.5, 0.999)
 WEIGHTS = {"cycle": 1.0, "matchability": 0.01, "gradient": 0.0}  # stage 3
@@ -99,17 +98,10 @@ def _ransac_flow_case(pairs: int, size: int, margin: int, *, device: str, repeat
     task = ransac_flow_task.TASK
     model = task.create_model(config)
     tx = optax.adam(LEARNING_RATE, b1=BETAS[0], b2=BETAS[1])
-    state = jax.device_put(TrainState.create(params=variables["params"], batch_stats=variables["batch_stats"],
-                                             tx=tx))
     batch = {"image_1": jnp.asarray(image_1), "image_2": jnp.asarray(image_2)}
     rng = jax.random.key(seed)
-    step = jax.jit(make_train_step(task, model, config), donate_argnums=(0,))
-    compiled = {"jax": harness.compiled_stats(step, state, batch, rng)}
-    jax_state = {"state": state}
-
-    def jax_step():
-        jax_state["state"], metrics = step(jax_state["state"], batch, rng)
-        return metrics
+    jax_step, stats = timed_step(task, model, config, variables, tx, batch, rng)
+    compiled = {"jax": stats}
 
     # PyTorch: the official step.
     net.train()

@@ -30,11 +30,10 @@ import torch
 from artdup_jax.artminer import mining, training
 from artdup_jax.nn.normalise import IMAGENET_MEAN, IMAGENET_STD
 from artdup_jax.training.optimizers import build_optimizer
-from artdup_jax.training.state import TrainState
 from baselines.torch import artminer_train
 from eval.throughput import harness, models
 from eval.throughput.harness import run_case
-from eval.throughput.train_step import STEP_SOURCE, StepConfig, make_train_step
+from eval.throughput.train_step import STEP_SOURCE, StepConfig, timed_step
 
 LEARNING_RATE, BETAS = 1e-5, (0.5, 0.999)
 THRESHOLD, NEGATIVES_TOP_K = 0.8, 10
@@ -108,17 +107,10 @@ def case(pairs: int, scales: tuple[int, ...], *, device: str, repeats: int, warm
 
     # JAX: the training loop's step on the library's loss.
     task = StepConfig(loss_fn=loss_on_mined_pairs)
-    state = jax.device_put(TrainState.create(params=variables["params"], batch_stats=variables["batch_stats"],
-                                             tx=build_optimizer(config)))
     jax_batch = jax.device_put({**batch, "mined": mined})
     rng = jax.random.key(seed)
-    step = jax.jit(make_train_step(task, mining.NETWORK, config), donate_argnums=(0,))
-    compiled = {"jax": harness.compiled_stats(step, state, jax_batch, rng)}
-    jax_state = {"state": state}
-
-    def jax_step():
-        jax_state["state"], metrics = step(jax_state["state"], jax_batch, rng)
-        return metrics
+    jax_step, stats = timed_step(task, mining.NETWORK, config, variables, build_optimizer(config), jax_batch, rng)
+    compiled = {"jax": stats}
 
     # PyTorch: the release's step on the same pairs.
     torch_images, positions = torch_pairs(batch, mined, dev)

@@ -31,11 +31,10 @@ import torch
 from artdup_jax.segswap import task as segswap_task
 from artdup_jax.segswap.transformer import SMALL
 from artdup_jax.training.optimizers import build_optimizer
-from artdup_jax.training.state import TrainState
 from baselines.torch import segswap_train
 from eval.throughput import harness, models
 from eval.throughput.harness import run_case
-from eval.throughput.train_step import STEP_SOURCE, StepConfig, make_train_step
+from eval.throughput.train_step import STEP_SOURCE, StepConfig, timed_step
 
 LEARNING_RATE = 2e-4
 LOSS_TOLERANCE, GRAD_NORM_TOLERANCE = 1e-4, 1e-3
@@ -86,16 +85,9 @@ def case(positives: int, size: int, *, device: str, repeats: int, warmup: int, s
     config = step_config()
     task = segswap_task.TASK
     model = task.create_model(config)
-    state = jax.device_put(TrainState.create(params=variables["params"], batch_stats=variables["batch_stats"],
-                                             tx=build_optimizer(config)))
     jax_batch = {k: jnp.asarray(v) for k, v in batch.items()}
-    step = jax.jit(make_train_step(task, model, config), donate_argnums=(0,))
-    compiled = {"jax": harness.compiled_stats(step, state, jax_batch, rng)}
-    jax_state = {"state": state}
-
-    def jax_step():
-        jax_state["state"], metrics = step(jax_state["state"], jax_batch, rng)
-        return metrics
+    jax_step, stats = timed_step(task, model, config, variables, build_optimizer(config), jax_batch, rng)
+    compiled = {"jax": stats}
 
     # PyTorch: the same coin as the JAX step (its first split of the step rng), the official iteration.
     swap = bool(jax.random.bernoulli(jax.random.split(rng, 3)[0]))

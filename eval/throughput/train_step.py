@@ -9,6 +9,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from artdup_jax.training.state import TrainState
+from eval.throughput import harness
+
 try:
     from artdup_jax.training.loop import make_train_step
     STEP_SOURCE = "artdup_jax.training.loop.make_train_step"
@@ -37,3 +40,21 @@ class StepConfig(dict):
             return self[name]
         except KeyError as error:
             raise AttributeError(name) from error
+
+
+def timed_step(task, model, config, variables: dict, tx, batch: dict, rng):
+    """The jitted, state-donating training step from ``variables`` (optimiser ``tx``).
+
+    Returns ``(run, compiled_stats)``: ``run()`` takes one step on ``batch`` with ``rng``, keeps the new state
+    for the next call and returns the step's metrics; ``compiled_stats`` is the harness's ``compiled_stats``.
+    """
+    state = jax.device_put(TrainState.create(params=variables["params"], batch_stats=variables["batch_stats"], tx=tx))
+    step = jax.jit(make_train_step(task, model, config), donate_argnums=(0,))
+    stats = harness.compiled_stats(step, state, batch, rng)
+    holder = {"state": state}
+
+    def run():
+        holder["state"], metrics = step(holder["state"], batch, rng)
+        return metrics
+
+    return run, stats
