@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from artdup_jax.nn.pooling import max_pool
 from artdup_jax.nn.resnet import batch_norm, conv
 
 _BINOMIAL_3 = np.array([1.0, 2.0, 1.0])
@@ -82,7 +83,7 @@ class AntiAliasedTrunk(nn.Module):
     def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
         x = conv(64, 3, name="conv1", dtype=self.dtype)(x)
         x = nn.relu(batch_norm(train, name="bn1", dtype=self.dtype)(x))
-        x = nn.max_pool(x, (2, 2), strides=(1, 1), padding="VALID")
+        x = max_pool(x, (2, 2), (1, 1), ((0, 0), (0, 0)))
         x = BlurPool(name="maxpool_blur")(x)
         for stage, features in enumerate((64, 128, 256), start=1):
             for index in range(2):

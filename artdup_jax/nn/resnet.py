@@ -25,6 +25,8 @@ from typing import Any, ClassVar, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from artdup_jax.nn.pooling import max_pool
+
 STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
 
 # torchvision's init: kaiming normal, fan_out, ReLU gain (untruncated).
@@ -135,8 +137,8 @@ class ResNet(nn.Module):
         last = STAGES.index(check_stage(self.last_stage))
         x = conv(64, 7, 2, name="conv1", dtype=self.dtype)(x)
         x = nn.relu(batch_norm(train, name="bn1", dtype=self.dtype)(x))
-        # reduce_window pads with the init value -inf, like torch's max_pool2d.
-        x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+        # Pads with -inf, like torch's max_pool2d.
+        x = max_pool(x, (3, 3), (2, 2), ((1, 1), (1, 1)))
         for stage, num_blocks in enumerate(self.stage_sizes[:last], start=1):
             for index in range(num_blocks):
                 x = self.block_cls(

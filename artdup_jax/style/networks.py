@@ -18,6 +18,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from artdup_jax.nn.pooling import max_pool
+
 # (Flax name, index in the official ``vgg`` Sequential, output channels, kernel size, 2×2 max pool before it)
 ENCODER_LAYERS = (
     ("conv0", 0, 3, 1, False),
@@ -54,7 +56,7 @@ def reflection_pad(x: jax.Array) -> jax.Array:
 def max_pool_ceil(x: jax.Array) -> jax.Array:
     """2×2 max pool, stride 2, ceil mode: an odd last row / column is pooled on its own."""
     height, width = x.shape[1:3]
-    return nn.max_pool(x, (2, 2), strides=(2, 2), padding=((0, height % 2), (0, width % 2)))
+    return max_pool(x, (2, 2), (2, 2), ((0, height % 2), (0, width % 2)))
 
 
 def upsample_nearest(x: jax.Array) -> jax.Array:
