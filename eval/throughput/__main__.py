@@ -3,7 +3,8 @@
 Each stage is a module of this package with ``run(quick, device) -> list[dict]`` (``harness.run_case``
 results); register it in ``_stages``. A stage whose ``run`` takes no ``device`` still runs (on the default
 device). The ``peak`` stage (a large float32 matmul in both frameworks) always runs first: the network
-stages quote their FLOP/s against it.
+stages quote their FLOP/s against it. The train stage runs with the training entry point's XLA:CPU settings
+(``artdup_jax.xla_cpu``), in a child process when other stages run too (not with ``--quick``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,15 @@ import sys
 _POLICY_TOO_LATE = "torch" in sys.modules and "OMP_WAIT_POLICY" not in os.environ
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from artdup_jax import xla_cpu  # noqa: E402
 from eval.throughput import harness  # noqa: E402
+
+# The train stage measures steps as ``python -m train.main`` runs them, with ``xla_cpu.apply_training_defaults``
+# (a process-wide XLA flag that slows some inference stages): alone, in this process; beside other stages, in a
+# child process (this module with ``--stages train``) whose rows are merged in, each with the child's XLA_FLAGS.
+# ``--quick`` (CI: does every stage run, do the frameworks agree) keeps it in this process at XLA's defaults: at
+# the quick sizes (32 px RANSAC-Flow images, flow ~ 0 on a pixel grid) the first gradient is ill-conditioned
+# (bilinear sampling exactly on pixels), and another conv library moves its norm by 1 % (0.001 % at 224 px).
 
 
 def _stages():
@@ -40,6 +49,30 @@ def _run_stage(name: str, run, *, quick: bool, device: str) -> list[dict]:
     if device != "cpu":
         print(f"warning: stage {name!r} takes no device argument; it runs on the default device", file=sys.stderr)
     return run(quick=quick)
+
+
+def _train_in_child(args) -> list[dict]:
+    """The train stage's rows from ``python -m eval.throughput --stages train`` run with the training flags."""
+    import subprocess
+    import tempfile
+
+    env = dict(os.environ)
+    xla_cpu.apply_training_defaults(env)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "train.json")
+        command = [sys.executable, "-m", "eval.throughput", "--stages", "train", "--device", args.device,
+                   "--precision", args.precision, "--json", out]
+        command += ["--quick"] if args.quick else []
+        command += ["--threads", str(args.threads)] if args.threads else []
+        child = subprocess.run(command, env=env, stdout=subprocess.DEVNULL)
+        if not os.path.exists(out):
+            raise RuntimeError(f"the train stage's child process failed (exit {child.returncode}): {command}")
+        with open(out) as f:
+            report = json.load(f)
+    rows = [r for r in report["results"] if r["stage"] == "train"]
+    for row in rows:
+        row["params"]["xla_flags"] = report["machine"].get("xla_flags", "")
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown stages {unknown}; choose from {list(stages)}")
     if "peak" not in names:
         names.insert(0, "peak")
+    train_in_child = "train" in names and not set(names) <= {"peak", "train"} and not args.quick
+    if "train" in names and not train_in_child and not args.quick:
+        xla_cpu.apply_training_defaults()
     # Before JAX's first computation: platform, thread pool size, precision.
     harness.configure_device(args.device)
     harness.configure_threads(args.threads)
@@ -76,7 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for name in names:
         print(f"[throughput] stage {name} ...", file=sys.stderr, flush=True)
-        results += _run_stage(name, stages[name], quick=args.quick, device=args.device)
+        if name == "train" and train_in_child:
+            results += _train_in_child(args)
+        else:
+            results += _run_stage(name, stages[name], quick=args.quick, device=args.device)
     machine["load_average_1min_end"] = harness.machine_info()["load_average_1min"]
 
     argv = sys.argv[1:] if argv is None else argv

@@ -1,13 +1,17 @@
 """The throughput benchmark in quick mode: every stage runs in-process without TensorFlow, the frameworks agree,
-the report carries throughput, FLOP/s and memory, and the whole quick run stays cheap (no timing claims)."""
+the report carries throughput, FLOP/s and memory, and the whole quick run stays cheap (no timing claims); the
+train stage's child process (full runs) brings its rows back with the training XLA flags."""
 
 import json
+import os
+import resource
 import sys
 import time
 
 import jax
 import pytest
 
+from artdup_jax import xla_cpu
 from eval.throughput import harness
 
 # Quick mode's budget: about a minute on 2 cores. Checked as CPU time (both cores busy = 2 s a second), which
@@ -19,6 +23,12 @@ STAGES = ("features", "ransac", "fine", "segswap", "artminer", "train")
 NETWORK_STAGES = ("features", "fine", "segswap", "train")
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished children."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     """``python -m eval.throughput --quick`` in this process, with every ``import tensorflow`` failing."""
@@ -28,13 +38,13 @@ def quick_run(tmp_path_factory):
     precision = jax.config.jax_default_matmul_precision
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(sys.modules, "tensorflow", None)
-        wall, cpu = time.perf_counter(), time.process_time()
+        wall, cpu = time.perf_counter(), _cpu_seconds()
         try:
             code = main(["--quick", "--stages", ",".join(STAGES), "--json", str(out / "quick.json"),
                          "--markdown", str(out / "quick.md")])
         finally:
             jax.config.update("jax_default_matmul_precision", precision)
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        wall, cpu = time.perf_counter() - wall, _cpu_seconds() - cpu
     report = json.loads((out / "quick.json").read_text())
     return {"code": code, "report": report, "markdown": (out / "quick.md").read_text(), "wall_s": wall, "cpu_s": cpu}
 
@@ -96,6 +106,23 @@ def test_train_stage_steps_every_method(quick_run):
     cases = [r["case"].split(",")[0] for r in _cases(quick_run, "train")]
     assert cases == ["RANSAC-Flow fine network", "SegSwap transformer step", "ArtMiner feature-learning step"]
     assert not any("skipped" in r for r in _cases(quick_run, "train"))
+
+
+def test_train_stage_child_process_brings_back_its_rows_with_the_training_flags(tmp_path, monkeypatch):
+    """What a full run does when other stages run too (here at quick sizes; TensorFlow blocked in the child)."""
+    import argparse
+
+    from eval.throughput.__main__ import _train_in_child
+
+    (tmp_path / "tensorflow.py").write_text("raise ImportError('the throughput benchmark must not import TensorFlow')\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.getcwd(), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    rows = _train_in_child(argparse.Namespace(device="cpu", precision="highest", quick=True, threads=None))
+    assert [r["case"].split(",")[0] for r in rows] == [
+        "RANSAC-Flow fine network", "SegSwap transformer step", "ArtMiner feature-learning step"]
+    for row in rows:
+        assert xla_cpu.CONVOLUTION_FLAG in row["params"]["xla_flags"]
+        assert row["throughput"]["jax"] > 0 and row["throughput"]["torch"] > 0
 
 
 @pytest.mark.parametrize("method", ["RANSAC-Flow", "SegSwap", "ArtMiner"])

@@ -1,0 +1,55 @@
+"""XLA:CPU settings for training, applied by ``python -m train.main`` (and the benchmark's training rows).
+
+One setting: convolutions run on XLA's own (Eigen) kernels instead of the YNNPACK library fusion that jaxlib
+0.12 picks by default (``--xla_cpu_experimental_ynn_fusion_type=-INDIVIDUAL_CONVOLUTION``). The kernel
+gradient gains most: on the 2-core CPU, 2026-11-27, a 3x3 256-channel conv's kernel
+gradient at ``(8, 20, 20)`` took 25.0 ms with YNNPACK and 9.3 ms without, and a train-mode ResNet-18 to
+``layer3``, forward + backward on 8 images of 319 px, 772 ms vs 620 ms; the training rows of
+``python -m eval.throughput`` show the effect on whole steps (BENCHMARKS.md). Inference does not gain and
+sometimes loses (ArtMiner's cached detection, a large-kernel correlation, ran at half speed), so only the
+training entry point sets it; the flag is process-wide.
+
+XLA reads ``XLA_FLAGS`` once, when JAX starts its first backend, so the flag is added only if no backend has
+started yet, the user's ``XLA_FLAGS`` does not set the same option, jaxlib is 0.12 or newer (older releases may
+not know the flag, and XLA aborts on unknown flags) and ``ARTDUP_XLA_CPU_DEFAULTS`` is not ``0``. It changes
+nothing on GPU.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jaxlib
+
+CONVOLUTION_FLAG = "--xla_cpu_experimental_ynn_fusion_type=-INDIVIDUAL_CONVOLUTION"
+OPT_OUT = "ARTDUP_XLA_CPU_DEFAULTS"
+_FIRST_JAXLIB = (0, 12)
+
+
+def _jaxlib_version() -> tuple[int, ...]:
+    parts = []
+    for part in jaxlib.__version__.split(".")[:2]:
+        digits = "".join(ch for ch in part if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+def _backends_started() -> bool:
+    try:
+        from jax._src import xla_bridge
+    except ImportError:  # private module moved: assume not started (a late flag is ignored, not harmful)
+        return False
+    return xla_bridge.backends_are_initialized()
+
+
+def apply_training_defaults(environ=os.environ) -> bool:
+    """Add :data:`CONVOLUTION_FLAG` to ``XLA_FLAGS`` where it can still take effect; True if it was added.
+
+    ``environ``: this process's environment (checked: no JAX backend started yet) or a child process's.
+    """
+    flags = environ.get("XLA_FLAGS", "")
+    if (environ.get(OPT_OUT, "1") == "0" or "xla_cpu_experimental_ynn_fusion_type" in flags
+            or _jaxlib_version() < _FIRST_JAXLIB or (environ is os.environ and _backends_started())):
+        return False
+    environ["XLA_FLAGS"] = f"{flags} {CONVOLUTION_FLAG}".strip()
+    return True
