@@ -78,7 +78,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.keep_checkpoints = 2
     if variant == "tiny":
         config.mining.query_scales = (10,)  # a search scale: one pyramid level less to compile
-        config.optimizer.schedule = "constant"
+        # Cosine to 0 over the 20 steps, like smoke: at a constant 1e-3 the step-20 mAP is a draw (seeds 0-3
+        # gained -0.01 to +0.28, and one seed's gain moved by 0.18 with float rounding); decayed, +0.02 to +0.21.
+        config.optimizer.schedule = "cosine"
         config.total_steps = 20
         config.eval_every = 20
         config.checkpoint_every = 10

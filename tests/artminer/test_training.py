@@ -242,10 +242,13 @@ def test_tiny_run_checkpoints_and_training_raises_detection_map(tmp_path):
     """``configs/artminer.py:tiny`` from random weights: 20 steps on a synthetic collection, then one-shot
     detection on a held-out one (other seed, stronger restyling, 16 queries).
 
-    Measured on 2 CPU cores, mAP per query at step 0 -> 20 for seeds 0-3: 0.551 -> 0.716, 0.591 -> 0.647,
-    0.458 -> 0.618, 0.499 -> 0.775. With learning rate 0 the mAP *falls* (BN running statistics drift), so
-    the gain is the loss's doing. Each seed is deterministic; between evaluations 10 steps apart the mAP
-    swings by up to 0.1, so the margin asked for is half the smallest measured gain of these seeds' sweep."""
+    Measured on 2 CPU cores (2026-11-27, `python -m train.main --config configs/artminer.py:tiny
+    --config.seed=S`), mAP per query at step 0 -> 20 for seeds 0-3: 0.551 -> 0.621, 0.591 -> 0.624,
+    0.458 -> 0.646, 0.499 -> 0.692; with XLA's default conv library (ARTDUP_XLA_CPU_DEFAULTS=0, other rounding)
+    0.551 -> 0.664, 0.591 -> 0.612, 0.458 -> 0.665, 0.499 -> 0.691. With learning rate 0 the mAP *falls* (BN
+    running statistics drift), so the gain is the loss's doing. The learning rate decays to 0 (cosine): at a
+    constant rate the step-20 mAP swung with float rounding alone (seed 0: +0.165, -0.010, +0.035 for three
+    numerically different builds). The margin asked for is under half of seed 0's smaller gain."""
     result = subprocess.run([sys.executable, "-m", "train.main", "--config", "configs/artminer.py:tiny",
                              "--workdir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=600,
                             env=dict(os.environ, JAX_PLATFORMS="cpu"))
@@ -256,4 +259,4 @@ def test_tiny_run_checkpoints_and_training_raises_detection_map(tmp_path):
     losses = [json.loads(line)["loss"] for line in open(tmp_path / "metrics.jsonl") if '"train"' in line]
     assert len(losses) == 4 and np.isfinite(losses).all()
     before, after = report["initial_eval_metrics"]["mAP_per_query"], report["final_eval_metrics"]["mAP_per_query"]
-    assert after >= before + 0.05, (before, after)
+    assert after >= before + 0.03, (before, after)
