@@ -4,7 +4,7 @@ Each stage is a module of this package with ``run(quick, device) -> list[dict]``
 results); register it in ``_stages``. A stage whose ``run`` takes no ``device`` still runs (on the default
 device). The ``peak`` stage (a large float32 matmul in both frameworks) always runs first: the network
 stages quote their FLOP/s against it. The train stage runs with the training entry point's XLA:CPU settings
-(``artdup_jax.xla_cpu``), in a child process when other stages run too (not with ``--quick``).
+(``artdup_jax.xla_cpu``), in a child process when other stages run too (CPU only, not with ``--quick``).
 """
 
 from __future__ import annotations
@@ -99,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown stages {unknown}; choose from {list(stages)}")
     if "peak" not in names:
         names.insert(0, "peak")
-    train_in_child = "train" in names and not set(names) <= {"peak", "train"} and not args.quick
-    if "train" in names and not train_in_child and not args.quick:
+    training_flags = "train" in names and args.device == "cpu" and not args.quick  # the flag is XLA:CPU's
+    train_in_child = training_flags and not set(names) <= {"peak", "train"}
+    if training_flags and not train_in_child:
         xla_cpu.apply_training_defaults()
     # Before JAX's first computation: platform, thread pool size, precision.
     harness.configure_device(args.device)
