@@ -35,7 +35,7 @@ import numpy as np
 
 from artdup_jax.data import outputs
 from artdup_jax.data.datasets import megadepth
-from artdup_jax.data.images import ImageDownscaledWarning, ImageReadError, read_image
+from artdup_jax.data.images import ImageDownscaledWarning, read_image
 from artdup_jax.ransac_flow import metrics
 from eval import ransac_flow_predict as rfp
 
@@ -150,18 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.max_pairs is not None and args.max_pairs < 1:
-        print("error: --max-pairs must be at least 1", file=sys.stderr)
-        return 2
-    try:
-        results = evaluate(args)
-    except (megadepth.SparseLayoutError, ImageReadError, ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(markdown_report(results))
-    name = "robotcar" if args.robotcar else "megadepth"
-    print(f"wrote {Path(args.out) / name}.json and .md")
-    return 0
+    return rfp.run_main(args, evaluate, markdown_report, megadepth.SparseLayoutError, "robotcar" if args.robotcar else "megadepth")
 
 
 if __name__ == "__main__":

@@ -27,13 +27,17 @@ import argparse
 import dataclasses
 import functools
 import os
+import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
+from artdup_jax.data.images import ImageReadError
 from artdup_jax.geometry.homography import homography_grid, pixel_to_normalised_homography
 from artdup_jax.geometry.resize import resize_bilinear
 from artdup_jax.geometry.sampling import cell_centres, grid_sample, identity_grid
@@ -179,6 +183,27 @@ def build_predictor(args: argparse.Namespace, benchmark: str) -> Predictor:
                "coarse_family": args.coarse_family if args.coarse_checkpoint else None}
     return Predictor(settings, "deep" if coarse_variables is not None else "sift", coarse_variables,
                      fine_variables, sources)
+
+
+def run_main(args: argparse.Namespace, evaluate: Callable[[argparse.Namespace], dict],
+             markdown_report: Callable[[dict], str], layout_error: type[Exception], stem: str) -> int:
+    """The rest of ``main`` in the KITTI, MegaDepth/RobotCar and YFCC evaluations, once ``args`` are parsed.
+
+    Checks ``--max-pairs`` (exit 2), runs ``evaluate(args)`` (which writes ``<out>/<stem>.json`` and ``.md``) and
+    prints its Markdown report; a dataset-layout error, an unreadable image, a bad value or a missing file
+    becomes one ``error:`` line and exit 1.
+    """
+    if args.max_pairs is not None and args.max_pairs < 1:
+        print("error: --max-pairs must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        results = evaluate(args)
+    except (layout_error, ImageReadError, ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(markdown_report(results))
+    print(f"wrote {Path(args.out) / stem}.json and .md")
+    return 0
 
 
 def _load(load_weights, path: str, family: str) -> dict:

@@ -46,7 +46,7 @@ from PIL import Image
 
 from artdup_jax.data import outputs
 from artdup_jax.data.datasets import yfcc
-from artdup_jax.data.images import ImageDownscaledWarning, ImageReadError, read_image
+from artdup_jax.data.images import ImageDownscaledWarning, read_image
 from artdup_jax.ransac_flow import metrics
 from eval import ransac_flow_predict as rfp
 
@@ -208,17 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.max_pairs is not None and args.max_pairs < 1:
-        print("error: --max-pairs must be at least 1", file=sys.stderr)
-        return 2
-    try:
-        results = evaluate(args)
-    except (yfcc.YFCCLayoutError, ImageReadError, ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(markdown_report(results))
-    print(f"wrote {Path(args.out) / 'yfcc'}.json and .md")
-    return 0
+    return rfp.run_main(args, evaluate, markdown_report, yfcc.YFCCLayoutError, "yfcc")
 
 
 if __name__ == "__main__":

@@ -17,20 +17,7 @@ import torchvision
 from torch import nn
 
 from artdup_jax.convert import convert_state_dict
-
-
-def randomise_batchnorm(model: nn.Module, seed: int) -> nn.Module:
-    """Random BN affine parameters and running statistics (in place)."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                c = module.num_features
-                module.weight.copy_(torch.rand(c, generator=generator) + 0.5)
-                module.bias.copy_(torch.randn(c, generator=generator) * 0.1)
-                module.running_mean.copy_(torch.randn(c, generator=generator) * 0.1)
-                module.running_var.copy_(torch.rand(c, generator=generator) * 1.5 + 0.5)
-    return model
+from baselines.torch.randomise import randomise_batchnorm
 
 
 def state_dict_numpy(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:

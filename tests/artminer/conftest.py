@@ -8,7 +8,7 @@ import torchvision
 from artdup_jax.convert import load_torch_checkpoint
 from artdup_jax.data.synthetic_collection import make_collection
 from baselines.torch.artminer import ArtMinerNet
-from tests.nn.torch_reference import randomise_batchnorm
+from baselines.torch.randomise import randomise_batchnorm
 
 # Small everywhere: 2 shared CPU cores. Images of 128x160 px hold details of 40-50% of their longer side,
 # which the 8-cell query block meets at 16-20 cells on the image's longer side.

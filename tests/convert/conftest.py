@@ -3,7 +3,7 @@ import pytest
 import torch
 import torchvision
 
-from tests.nn.torch_reference import randomise_batchnorm
+from baselines.torch.randomise import randomise_batchnorm
 
 SEEDS = {"resnet18": 10, "resnet34": 11, "resnet50": 12}
 

@@ -141,6 +141,15 @@ def test_kitti_missing_folder_is_a_one_line_error(tmp_path, capsys):
     assert err.startswith("error: ") and "\n" not in err and "KITTI 2015 layout" in err
 
 
+@pytest.mark.parametrize("evaluation, required", [
+    (kitti_eval, []), (megadepth_eval, ["--csv", "pairs.csv"]), (yfcc_eval, ["--pairs", "pairs"])])
+def test_every_protocol_refuses_zero_pairs_before_reading_anything(evaluation, required, tmp_path, capsys):
+    argv = ["--data", str(tmp_path / "missing"), *required, "--max-pairs", "0", "--out", str(tmp_path / "o")]
+    assert evaluation.main(argv) == 2
+    assert capsys.readouterr().err.strip() == "error: --max-pairs must be at least 1"
+    assert not (tmp_path / "o").exists()
+
+
 # --------------------------------------------------------------------------------------------------
 # MegaDepth / RobotCar
 

@@ -11,7 +11,8 @@ import torch
 from artdup_jax.convert import Family, convert_state_dict
 from artdup_jax.convert.families.resnet import torchvision_module
 from artdup_jax.nn import AntiAliasedTrunk, BlurPool
-from tests.nn.torch_reference import TorchAntiAliasedTrunk, TorchBlurPool, randomise_batchnorm
+from baselines.torch.randomise import randomise_batchnorm
+from tests.nn.torch_reference import TorchAntiAliasedTrunk, TorchBlurPool
 
 # An unregistered family built from the engine's parts: the shortcut is downsample.{0: blur, 1: conv, 2: BN}.
 ANTIALIASED = Family(

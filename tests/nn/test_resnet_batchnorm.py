@@ -9,7 +9,8 @@ import torchvision
 
 from artdup_jax.convert import build_model, convert_state_dict
 from artdup_jax.convert.families.resnet import torchvision_module
-from tests.nn.torch_reference import randomise_batchnorm, torchvision_trunk
+from baselines.torch.randomise import randomise_batchnorm
+from tests.nn.torch_reference import torchvision_trunk
 
 
 def numpy_state_dict(model):

@@ -1,4 +1,4 @@
-"""PyTorch references for the parity tests: BN randomisation and a port of RANSAC-Flow's anti-aliased trunk.
+"""PyTorch references for the parity tests: a torchvision trunk cut and a port of RANSAC-Flow's anti-aliased trunk.
 
 The trunk port follows ransac_flow.md §2.2 and reproduces its state_dict key names
 (``maxpool.1.filt``, ``layerK.0.downsample.{0: blur, 1: 1x1 conv, 2: BN}``).
@@ -9,20 +9,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-
-def randomise_batchnorm(model: nn.Module, seed: int) -> nn.Module:
-    """Random BN affine parameters and running statistics, so eval-mode BN is not a near-identity."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                c = module.num_features
-                module.weight.copy_(torch.rand(c, generator=generator) + 0.5)
-                module.bias.copy_(torch.randn(c, generator=generator) * 0.1)
-                module.running_mean.copy_(torch.randn(c, generator=generator) * 0.1)
-                module.running_var.copy_(torch.rand(c, generator=generator) * 1.5 + 0.5)
-    return model
 
 
 def torchvision_trunk(model, x: torch.Tensor, last_stage: str) -> torch.Tensor:

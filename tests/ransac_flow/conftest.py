@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from artdup_jax.convert import load_torch_checkpoint
+from baselines.torch.randomise import randomise_batchnorm
 from baselines.torch.ransac_flow_fine import FineNetworkTorch
 
 
@@ -12,14 +13,7 @@ def randomise(net: FineNetworkTorch, seed: int) -> FineNetworkTorch:
     """Random BN affine parameters and running statistics; a non-trivial matchability head."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for module in net.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                c = module.num_features
-                module.weight.copy_(torch.rand(c, generator=generator) + 0.5)
-                module.bias.copy_(torch.randn(c, generator=generator) * 0.1)
-                module.running_mean.copy_(torch.randn(c, generator=generator) * 0.1)
-                module.running_var.copy_(torch.rand(c, generator=generator) * 1.5 + 0.5)
-                module.num_batches_tracked.fill_(1234)
+        randomise_batchnorm(net, generator)
         # The spec's N(0, 1e-4) init makes the matchability ~0.5 everywhere, which would test nothing.
         net.netMatch.conv4.weight.normal_(0.0, 0.03, generator=generator)
     return net.eval()

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from artdup_jax.convert import load_torch_checkpoint
+from baselines.torch.randomise import randomise_batchnorm
 from baselines.torch import segswap as reference
 
 
@@ -12,14 +13,7 @@ def randomise(backbone: torch.nn.Module, encoder: torch.nn.Module, seed: int):
     """Random BN statistics/affines, LayerNorm affines and biases, so no layer is a near-identity."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for module in backbone.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                c = module.num_features
-                module.weight.copy_(torch.rand(c, generator=generator) + 0.5)
-                module.bias.copy_(torch.randn(c, generator=generator) * 0.1)
-                module.running_mean.copy_(torch.randn(c, generator=generator) * 0.1)
-                module.running_var.copy_(torch.rand(c, generator=generator) * 1.5 + 0.5)
-                module.num_batches_tracked.fill_(1234)
+        randomise_batchnorm(backbone, generator)
         for module in encoder.modules():
             if isinstance(module, torch.nn.LayerNorm):
                 module.weight.copy_(torch.rand(module.weight.shape, generator=generator) + 0.5)
