@@ -140,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return rfp.run_main(args, evaluate, markdown_report, kitti.KittiLayoutError, f"kitti_{'occ' if args.occ else 'noc'}")
+    stem = f"kitti_{'occ' if args.occ else 'noc'}"
+    return rfp.run_main(args, evaluate, markdown_report, kitti.KittiLayoutError, stem)
 
 
 if __name__ == "__main__":

@@ -150,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return rfp.run_main(args, evaluate, markdown_report, megadepth.SparseLayoutError, "robotcar" if args.robotcar else "megadepth")
+    stem = "robotcar" if args.robotcar else "megadepth"
+    return rfp.run_main(args, evaluate, markdown_report, megadepth.SparseLayoutError, stem)
 
 
 if __name__ == "__main__":

@@ -7,13 +7,10 @@ import pytest
 from artdup_jax import xla_cpu
 
 
-@pytest.fixture
-def fresh_backend(monkeypatch):
-    """Pretend no JAX backend has started (this test process has one running already)."""
-    monkeypatch.setattr(xla_cpu, "_backends_started", lambda: False)
+# A dict ``environ`` stands for a child process's environment: whether this process's backend runs is irrelevant.
 
 
-def test_flag_is_appended_to_the_users_flags(fresh_backend):
+def test_flag_is_appended_to_the_users_flags():
     environ = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     assert xla_cpu.apply_training_defaults(environ)
     assert environ["XLA_FLAGS"].split() == ["--xla_force_host_platform_device_count=2", xla_cpu.CONVOLUTION_FLAG]
@@ -25,7 +22,7 @@ def test_flag_is_appended_to_the_users_flags(fresh_backend):
     {"XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type=+ELTWISE"},  # the user's own choice wins
     {"ARTDUP_XLA_CPU_DEFAULTS": "0"},  # opt-out
 ])
-def test_users_choice_is_left_alone(fresh_backend, environ):
+def test_users_choice_is_left_alone(environ):
     before = dict(environ)
     assert not xla_cpu.apply_training_defaults(environ)
     assert environ == before

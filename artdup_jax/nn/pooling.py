@@ -38,8 +38,7 @@ def _max_pool_fwd(x, window, strides, padding):
     return _forward(x, window, strides, padding), x
 
 
-def _max_pool_bwd(window, strides, padding, residuals, grad_pooled):
-    x = residuals
+def _max_pool_bwd(window, strides, padding, x, grad_pooled):
     (top, bottom), (left, right) = padding
     padded = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=-jnp.inf)
     batch, height, width, channels = padded.shape
