@@ -17,12 +17,15 @@ import os
 import shlex
 import sys
 
-# PyTorch's CPU ops run on OpenMP (libgomp), whose threads by default spin at every barrier before sleeping.
-# When other processes share the cores, each parallel region then stalls for whole scheduler slices: on a busy
-# 2-core machine a ResNet-50 layer3 forward at 480x640 took 2.4-3.9 s with the default policy and 0.19-0.21 s
-# with PASSIVE. XLA's pool is not affected. libgomp reads the policy when torch loads, so set it first.
-_POLICY_TOO_LATE = "torch" in sys.modules and "OMP_WAIT_POLICY" not in os.environ
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# PyTorch's CPU ops run on OpenMP (libgomp), whose threads spin for a while at every barrier before sleeping.
+# On a quiet machine that is PyTorch at its best, and the benchmark leaves it so: OMP_WAIT_POLICY=PASSIVE (never
+# spin) made the ArtMiner training step, thousands of small batch-1 ops, 36 % slower (449 vs 331 ms) and so
+# flattered JAX. On a busy machine spinning threads stall for whole scheduler slices (a ResNet-50 layer3 forward
+# at 480x640 took 2.4-3.9 s instead of 0.2 s); there ``--omp-wait-policy passive`` helps, but the numbers then
+# describe a busy machine. libgomp reads the policy when torch loads: ``main`` sets it before any stage imports
+# torch.
+_TORCH_LOADED_EARLY = "torch" in sys.modules
+OMP_POLICIES = {"default": None, "passive": "PASSIVE", "active": "ACTIVE"}
 
 from artdup_jax import xla_cpu  # noqa: E402
 from eval.throughput import harness  # noqa: E402
@@ -35,7 +38,11 @@ from eval.throughput import harness  # noqa: E402
 # (bilinear sampling exactly on pixels), and another conv library moves its norm by 1 % (0.001 % at 224 px).
 
 
+STAGE_NAMES = ("peak", "features", "ransac", "fine", "segswap", "artminer", "train", "discovery")
+
+
 def _stages():
+    """``{name: run}``; imports the stage modules, and with them torch."""
     from eval.throughput import artminer, features, fine, peak, ransac, segswap, train
 
     return {"peak": peak.run, "features": features.run, "ransac": ransac.run, "fine": fine.run,
@@ -64,6 +71,7 @@ def _train_in_child(args) -> list[dict]:
                    "--precision", args.precision, "--json", out]
         command += ["--quick"] if args.quick else []
         command += ["--threads", str(args.threads)] if args.threads else []
+        command += ["--omp-wait-policy", args.omp_wait_policy]
         child = subprocess.run(command, env=env, stdout=subprocess.DEVNULL)
         if not os.path.exists(out):
             raise RuntimeError(f"the train stage's child process failed (exit {child.returncode}): {command}")
@@ -72,15 +80,15 @@ def _train_in_child(args) -> list[dict]:
     rows = [r for r in report["results"] if r["stage"] == "train"]
     for row in rows:
         row["params"]["xla_flags"] = report["machine"].get("xla_flags", "")
+        row["params"]["omp_wait_policy"] = report["machine"]["omp_wait_policy"]
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
-    stages = _stages()
     parser = argparse.ArgumentParser(prog="python -m eval.throughput", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stages", default=",".join(stages),
-                        help=f"comma-separated subset of: {', '.join(stages)} (peak always runs first)")
+    parser.add_argument("--stages", default=",".join(STAGE_NAMES),
+                        help=f"comma-separated subset of: {', '.join(STAGE_NAMES)} (peak always runs first)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and 2 repeats (CI; not for timings)")
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
                         help="where JAX and PyTorch run (gpu: JAX on CUDA, torch on cuda)")
@@ -89,9 +97,15 @@ def main(argv: list[str] | None = None) -> int:
                              "framework's default")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for XLA, torch and OpenCV (default: all usable cores)")
+    parser.add_argument("--omp-wait-policy", choices=tuple(OMP_POLICIES), default="default",
+                        help="OMP_WAIT_POLICY for PyTorch's OpenMP threads: default leaves libgomp's (spin, then "
+                             "sleep: fastest on a quiet machine) or the environment's; passive for a busy machine")
     parser.add_argument("--json", help="write the results (and machine) as JSON here")
     parser.add_argument("--markdown", help="write the Markdown tables here")
     args = parser.parse_args(argv)
+    if OMP_POLICIES[args.omp_wait_policy]:
+        os.environ["OMP_WAIT_POLICY"] = OMP_POLICIES[args.omp_wait_policy]  # before torch loads (_stages)
+    stages = _stages()
 
     names = [s for s in args.stages.split(",") if s]
     unknown = [s for s in names if s not in stages]
@@ -108,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     harness.configure_threads(args.threads)
     harness.configure_precision(args.precision)
     machine = harness.machine_info()
-    if _POLICY_TOO_LATE:
+    if _TORCH_LOADED_EARLY and args.omp_wait_policy != "default":
         machine["omp_wait_policy"] += " (not applied: torch was loaded before eval.throughput)"
     results = []
     for name in names:
