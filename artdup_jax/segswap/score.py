@@ -75,28 +75,44 @@ def region_cells(region, shape: tuple[int, ...], size: int | None = None) -> tup
     return jnp.asarray(cells), jnp.asarray(valid)
 
 
-def score_at_cells(output_source, output_target, features_source, features_target, prior, cells, valid):
+def every_cell(region) -> bool:
+    """Whether ``region`` (None, or a concrete bool mask) is every cell: scores then read the source maps whole
+    instead of gathering each cell (whole-image scoring of 32 pairs of 20x20 maps: 17 instead of 30 ms)."""
+    if region is None:
+        return True
+    try:
+        return bool(np.all(np.asarray(region, bool)))
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return False
+
+
+def score_at_cells(output_source, output_target, features_source, features_target, prior, cells=None, valid=None):
     """S(s, t) for one pair, reading only the source cells ``cells`` (no batch axis).
 
     Args:
       output_source: ``(hs, ws, 3)`` model output for the source (x, y, mask); output_target: ``(ht, wt, 3)``.
       features_source: ``(hs, ws, C)``, features_target: ``(ht, wt, C)``: L2-normalised backbone features.
       prior: ``(hs, ws)`` prior mask m_prior.
-      cells: ``(K,)`` int32 flat source cells ``row · ws + col`` (the region P); valid: ``(K,)`` bool, False
-        on padding.
+      cells: ``(K,)`` int32 flat source cells ``row · ws + col`` (the region P), or None: every cell, in order
+        (``K = hs · ws``, nothing gathered on the source side); valid: ``(K,)`` bool, False on padding (None:
+        all valid).
     Returns:
       scalar float32. Only K source and K target feature vectors are read.
     """
     hs, ws, _ = output_source.shape
     ht, wt, _ = output_target.shape
-    source = output_source.reshape(hs * ws, 3)[cells]  # (K, 3)
+
+    def at_cells(x):  # (hs, ws, ...) -> (K, ...)
+        flat = x.reshape(hs * ws, *x.shape[2:])
+        return flat if cells is None else flat[cells]
+
+    source = at_cells(output_source)  # (K, 3)
     flow = source[:, :2]
     transported = sample_at(output_target[None, ..., 2], flow[None, None])[0, 0]  # (K,)
-    joint = prior.reshape(-1)[cells] * source[:, 2] * transported
+    joint = at_cells(prior) * source[:, 2] * transported
     targets = target_cells(flow, (ht, wt))  # (K,)
-    cosine = jnp.sum(features_source.reshape(hs * ws, -1)[cells] * features_target.reshape(ht * wt, -1)[targets],
-                     axis=-1)
-    contribution = jnp.where(valid, joint * cosine, -jnp.inf)
+    cosine = jnp.sum(at_cells(features_source) * features_target.reshape(ht * wt, -1)[targets], axis=-1)
+    contribution = joint * cosine if valid is None else jnp.where(valid, joint * cosine, -jnp.inf)
     best = jax.ops.segment_max(contribution, targets, num_segments=ht * wt)  # -inf where nothing lands
     return jnp.sum(jnp.maximum(best, 0.0))
 
@@ -126,6 +142,8 @@ def pair_scores(output_source, output_target, features_source, features_target, 
     batch, hs, ws, _ = output_source.shape
     prior = jnp.ones((hs, ws), jnp.float32) if prior is None else jnp.asarray(prior, jnp.float32)
     prior = jnp.broadcast_to(prior, (batch, hs, ws))
+    if every_cell(region):
+        return jax.vmap(score_at_cells)(output_source, output_target, features_source, features_target, prior)
     cells, valid = region_cells(region, (batch, hs, ws))
     return jax.vmap(score_at_cells)(output_source, output_target, features_source, features_target, prior, cells,
                                     valid)
@@ -180,9 +198,9 @@ def score_outputs(out_query, out_collection, query_features, collection_features
     """
     h, w = query_features.shape[:2]
     prior = jnp.ones((h, w), jnp.float32) if prior is None else jnp.asarray(prior, jnp.float32)
-    cells, valid = region_cells(region, (1, h, w))
-    return _score_outputs(out_query, out_collection, query_features, collection_features, prior, cells[0],
-                          valid[0], batch_size)
+    cells, valid = (None, None) if every_cell(region) else (a[0] for a in region_cells(region, (1, h, w)))
+    return _score_outputs(out_query, out_collection, query_features, collection_features, prior, cells, valid,
+                          batch_size)
 
 
 def _blocks(array: np.ndarray, batch_size: int):
@@ -233,11 +251,14 @@ def score_against_collection(variables: dict, query, collection, *, prior=None, 
     prior = jnp.ones((h, w), jnp.float32) if prior is None else jnp.asarray(prior, jnp.float32)
     region = jnp.ones((h, w), bool) if region is None else jnp.asarray(region, bool)
     region_np = np.asarray(region)
-    cells, cell_valid = region_cells(region_np, (1, h, w), padded_cell_count(int(region_np.sum()), h * w))
+    cells = cell_valid = None  # every cell
+    if not every_cell(region_np):
+        cells, cell_valid = (a[0] for a in region_cells(region_np, (1, h, w),
+                                                        padded_cell_count(int(region_np.sum()), h * w)))
     scores, locations = [], []
     for block, valid in _blocks(np.asarray(collection), batch_size):
         score, location = _score_block(variables, query, jnp.asarray(block, jnp.float32), prior, region,
-                                       cells[0], cell_valid[0], config)
+                                       cells, cell_valid, config)
         scores.append(np.asarray(score)[:valid])
         locations.append(np.asarray(location)[:valid])
     return {"score": np.concatenate(scores), "location": np.concatenate(locations)}

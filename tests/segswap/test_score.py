@@ -69,6 +69,28 @@ def test_region_scoring_gathers_only_the_region_and_agrees_everywhere():
         np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-5, atol=1e-6)
 
 
+def test_whole_image_region_reads_the_maps_whole_and_agrees_with_the_gathered_and_masked_paths():
+    """None or an all-True host region skips the source gather; a traced all-True region masks every cell."""
+    import jax
+
+    out_s, out_t = random_outputs(21, (3, 5, 4, 3)), random_outputs(22, (3, 4, 4, 3))
+    f_s, f_t = signed_features(23, (5, 4, 16)), signed_features(24, (3, 4, 4, 16))
+    prior = np.random.default_rng(25).uniform(size=(5, 4)).astype(np.float32)
+    everything = np.ones((5, 4), bool)
+    assert segswap.score.every_cell(None) and segswap.score.every_cell(everything)
+    assert not segswap.score.every_cell(~everything)
+    queries = np.broadcast_to(f_s, (3, 5, 4, 16))
+    expected = official(out_s, out_t, queries, f_t, prior, everything)
+    cells, valid = segswap.score.region_cells(everything, (3, 5, 4))
+    gathered = jax.vmap(segswap.score.score_at_cells)(out_s, out_t, queries, f_t, np.broadcast_to(prior, (3, 5, 4)),
+                                                      cells, valid)
+    for got in (segswap.pair_scores(out_s, out_t, queries, f_t, prior, everything),
+                segswap.pair_scores(out_s, out_t, queries, f_t, prior),
+                jax.jit(segswap.pair_scores)(out_s, out_t, queries, f_t, prior, everything),
+                segswap.score_outputs(out_s, out_t, f_s, f_t, prior=prior, batch_size=2), gathered):
+        np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-5, atol=1e-6)
+
+
 def test_score_is_directional():
     out_s, out_t = random_outputs(6, (3, 4, 4, 3)), random_outputs(7, (3, 4, 4, 3))
     f_s, f_t = signed_features(8, (3, 4, 4, 16)), signed_features(9, (3, 4, 4, 16))
