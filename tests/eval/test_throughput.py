@@ -140,6 +140,15 @@ def test_quick_ransac_stage_structure(quick_run):
     assert single["agreement"]["official_same_selection"]
     assert single["metrics"]["jax (ours, fixed budget)"]["corner_err_px"] < 2.0
     assert results[1]["baseline"].startswith("cv2")
+    # Hypotheses per second where the count is fixed: budget / median time; none for the adaptive rules.
+    rates = {name: m.get("hypotheses_per_s") for name, m in single["metrics"].items()}
+    budget = single["params"]["hypotheses"]
+    for name in ("jax (ours, fixed budget)", "torch (official approach)", "jax (official mode)"):
+        assert rates[name] == pytest.approx(budget / single["timings"][name]["median_s"])
+    assert rates["jax (ours, adaptive)"] is None and rates["cv2 RANSAC"] is None  # 50 %: cv2 stops early
+    fixed_batch = "jax (ours, fixed budget, one call)"
+    assert results[1]["metrics"][fixed_batch]["hypotheses_per_s"] == pytest.approx(
+        8 * budget / results[1]["timings"][fixed_batch]["median_s"])
 
 
 def test_markdown_has_the_summary_and_one_table_per_case(quick_run):
