@@ -97,7 +97,37 @@ class SegmentSource:
         return None
 
 
-class UnsupervisedSegments(SegmentSource):
+class _CachedSource(SegmentSource):
+    """A local source: one group per image, decoded images and their segments kept in LRU caches. Subclasses
+    call ``_cache(count, groups)`` and implement ``_load(i)`` (the image) and ``_find_segments(i)``."""
+
+    def _cache(self, count: int, groups: Sequence[int] | None) -> None:
+        self._groups = list(range(count) if groups is None else groups)
+        if len(self._groups) != count:
+            raise ValueError(f"{len(self._groups)} groups for {count} images")
+        self._image = functools.lru_cache(maxsize=256)(self._load)
+        self._segments = functools.lru_cache(maxsize=4096)(self._find_segments)
+
+    def __len__(self) -> int:
+        return len(self._groups)
+
+    def group(self, index: int) -> int:
+        return self._groups[index]
+
+    def image(self, index: int) -> np.ndarray:
+        return self._image(index)
+
+    def segments(self, index: int) -> tuple[Segment, ...]:
+        return self._segments(index)
+
+    def _load(self, index: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def _find_segments(self, index: int) -> tuple[Segment, ...]:
+        raise NotImplementedError
+
+
+class UnsupervisedSegments(_CachedSource):
     """Felzenszwalb regions of any images (segments cached per image).
 
     Args:
@@ -116,14 +146,10 @@ class UnsupervisedSegments(SegmentSource):
         if not len(images):
             raise ValueError("UnsupervisedSegments needs at least one image")
         self._images = list(images)
-        self._groups = list(range(len(images)) if groups is None else groups)
-        if len(self._groups) != len(self._images):
-            raise ValueError(f"{len(self._groups)} groups for {len(self._images)} images")
         self.max_side = max_side
         self._options = dict(segment_side=segment_side, scale=scale, sigma=sigma, area=area, min_fill=min_fill,
                              max_segments=max_segments)
-        self._image = functools.lru_cache(maxsize=256)(self._load)
-        self._segments = functools.lru_cache(maxsize=4096)(self._segment)
+        self._cache(len(self._images), groups)
 
     @classmethod
     def from_folder(cls, folder: str | os.PathLike, **options) -> "UnsupervisedSegments":
@@ -131,18 +157,6 @@ class UnsupervisedSegments(SegmentSource):
         if not paths:
             raise FileNotFoundError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)})")
         return cls(paths, **options)
-
-    def __len__(self) -> int:
-        return len(self._images)
-
-    def group(self, index: int) -> int:
-        return self._groups[index]
-
-    def image(self, index: int) -> np.ndarray:
-        return self._image(index)
-
-    def segments(self, index: int) -> tuple[Segment, ...]:
-        return self._segments(index)
 
     def _load(self, index: int) -> np.ndarray:
         item = self._images[index]
@@ -152,7 +166,7 @@ class UnsupervisedSegments(SegmentSource):
             item = np.round(read_image(item) * 255).astype(np.uint8)
         return fit_image(item[..., :3], self.max_side)
 
-    def _segment(self, index: int) -> tuple[Segment, ...]:
+    def _find_segments(self, index: int) -> tuple[Segment, ...]:
         masks = felzenszwalb_segments(self.image(index), **self._options)
         return tuple(Segment(index, mask) for mask in masks)
 
@@ -189,7 +203,7 @@ def felzenszwalb_segments(image: np.ndarray, *, segment_side: int = 160, scale: 
             for _, region in found[:max_segments]]
 
 
-class FolderSegments(SegmentSource):
+class FolderSegments(_CachedSource):
     """Images with label-map masks: ``images_dir/NAME.<ext>`` and ``masks_dir/NAME.png``.
 
     Every non-zero value of a mask is one segment (colour PNGs: value = R + 256 G + 256² B, COCO-panoptic
@@ -206,31 +220,17 @@ class FolderSegments(SegmentSource):
         self._masks_dir = Path(masks_dir)
         if not self._masks_dir.is_dir():
             raise FileNotFoundError(f"{masks_dir}: no such mask folder")
-        self._groups = list(range(len(self._paths)) if groups is None else groups)
         self.values_are_categories = values_are_categories
         self.max_side = max_side
         self.min_area = min_area
-        self._image = functools.lru_cache(maxsize=256)(self._load)
-        self._segments = functools.lru_cache(maxsize=4096)(self._read_segments)
-
-    def __len__(self) -> int:
-        return len(self._paths)
-
-    def group(self, index: int) -> int:
-        return self._groups[index]
-
-    def image(self, index: int) -> np.ndarray:
-        return self._image(index)
-
-    def segments(self, index: int) -> tuple[Segment, ...]:
-        return self._segments(index)
+        self._cache(len(self._paths), groups)
 
     def _load(self, index: int) -> np.ndarray:
         from artdup_jax.data.images import read_image
 
         return fit_image(np.round(read_image(self._paths[index]) * 255).astype(np.uint8), self.max_side)
 
-    def _read_segments(self, index: int) -> tuple[Segment, ...]:
+    def _find_segments(self, index: int) -> tuple[Segment, ...]:
         path = self._masks_dir / (self._paths[index].stem + ".png")
         if not path.exists():
             return ()
