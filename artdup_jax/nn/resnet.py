@@ -24,7 +24,9 @@ from typing import Any, ClassVar, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
+from jax import lax
 
+from artdup_jax.nn.conv import conv_general_dilated
 from artdup_jax.nn.pooling import max_pool
 
 STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
@@ -33,8 +35,10 @@ STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
 conv_kernel_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
 
-def conv(features: int, kernel: int, stride: int = 1, *, name: str, dtype: Any = jnp.float32) -> nn.Conv:
-    """Bias-free conv with PyTorch's symmetric padding ``kernel // 2``."""
+def conv(features: int, kernel: int, stride: int = 1, *, name: str, dtype: Any = jnp.float32,
+         materialised_backward: bool = False) -> nn.Conv:
+    """Bias-free conv with PyTorch's symmetric padding ``kernel // 2``. ``materialised_backward``: gradients
+    through ``artdup_jax.nn.conv`` (faster on CPU for networks that are not vmapped over examples)."""
     pad = kernel // 2
     return nn.Conv(
         features,
@@ -45,6 +49,7 @@ def conv(features: int, kernel: int, stride: int = 1, *, name: str, dtype: Any =
         kernel_init=conv_kernel_init,
         dtype=dtype,
         name=name,
+        conv_general_dilated=conv_general_dilated if materialised_backward else lax.conv_general_dilated,
     )
 
 
