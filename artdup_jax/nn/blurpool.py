@@ -6,7 +6,6 @@ See ransac_flow.md §2.2. Submodule names mirror the PyTorch keys (``layer2.0.do
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import flax.linen as nn
@@ -16,14 +15,10 @@ import numpy as np
 
 from artdup_jax.nn.pooling import max_pool
 from artdup_jax.nn.resnet import batch_norm
-from artdup_jax.nn.resnet import conv as _resnet_conv
+from artdup_jax.nn.resnet import conv_materialised_backward as conv
 
 _BINOMIAL_3 = np.array([1.0, 2.0, 1.0])
 BLUR_FILTER_3X3 = np.outer(_BINOMIAL_3, _BINOMIAL_3) / 16.0  # (3, 3), sums to 1
-
-# RANSAC-Flow's networks are never vmapped over examples, so their convolutions can take the backward pass that
-# materialises its operands (artdup_jax.nn.conv: the stage-3 training step 11-13 % faster on CPU).
-conv = functools.partial(_resnet_conv, materialised_backward=True)
 
 
 class BlurPool(nn.Module):

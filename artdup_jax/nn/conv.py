@@ -26,7 +26,7 @@ from jax import lax
 
 def conv_general_dilated(lhs: jax.Array, rhs: jax.Array, window_strides, padding, **options) -> jax.Array:
     """``lax.conv_general_dilated(lhs, rhs, window_strides, padding, **options)`` (same arguments, e.g. as
-    ``flax.linen.Conv(conv_general_dilated=...)`` passes them); gradients through ``_backward``."""
+    ``flax.linen.Conv(conv_general_dilated=...)`` passes them), with the backward pass described above."""
     conv = functools.partial(lax.conv_general_dilated, window_strides=window_strides, padding=padding, **options)
 
     @jax.custom_vjp

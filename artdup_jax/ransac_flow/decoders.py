@@ -10,7 +10,6 @@ which is N(0, 1e-4^2) so that the initial matchability is about 0.5; BN scale 1,
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import flax.linen as nn
@@ -18,12 +17,8 @@ import jax
 import jax.numpy as jnp
 
 from artdup_jax.nn.resnet import batch_norm
-from artdup_jax.nn.resnet import conv as _resnet_conv
+from artdup_jax.nn.resnet import conv_materialised_backward as conv
 from artdup_jax.ransac_flow.correlation import RADIUS, window_offsets
-
-# RANSAC-Flow's networks are never vmapped over examples, so their convolutions can take the backward pass that
-# materialises its operands (artdup_jax.nn.conv: the stage-3 training step 11-13 % faster on CPU).
-conv = functools.partial(_resnet_conv, materialised_backward=True)
 
 
 def _trunk(x: jnp.ndarray, train: bool, dtype: Any) -> jnp.ndarray:
