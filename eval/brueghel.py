@@ -112,13 +112,7 @@ def artminer_method(args: argparse.Namespace) -> Method:
     """Sliding cosine of ArtMiner features (the cosine column of Table 1)."""
     from artdup_jax.artminer import DetectionConfig, FeatureCache, Query, detect, init_variables, load_weights
 
-    if args.checkpoint:
-        variables = load_weights(args.checkpoint)
-    elif args.random_weights:
-        variables = init_variables(args.seed)
-    else:
-        raise SystemExit("error: --method artminer needs --checkpoint (resnet18.pth for the ImageNet row, "
-                         "brueghelModel.pth, or a converted directory) or --random-weights")
+    variables = load_weights(args.checkpoint) if args.checkpoint else init_variables(args.seed)
     config = DetectionConfig(scales=tuple(args.scales), num_predictions=args.num_predictions,
                              resample=args.resample, images_per_step=args.images_per_step, max_batch=args.max_batch)
     # Every map is used once per run (all queries go through each image together): bound the cache.
@@ -154,9 +148,6 @@ def segswap_method(args: argparse.Namespace) -> Method:
     """
     from artdup_jax.segswap import retrieval
 
-    if not (args.checkpoint or args.random_weights):
-        raise SystemExit("error: --method segswap needs --checkpoint (hard_mining_neg5.pth or a converted directory) "
-                         "or --random-weights")
     variables = retrieval.load_segswap(args.checkpoint or None, seed=args.seed)
     protocol = retrieval.BRUEGHEL
 
@@ -274,8 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--annotations", default=str(DEFAULT_ANNOTATIONS),
                         help="official-format JSON (default: ../shared/data/brueghel/brueghelTest.json)")
     parser.add_argument("--method", default="artminer", help=f"one of: {', '.join(sorted(METHODS))}")
-    parser.add_argument("--checkpoint", help="ArtMiner weights: resnet18.pth, brueghelModel.pth or a converted dir")
-    parser.add_argument("--random-weights", action="store_true", help="random network (smoke tests only)")
+    weights = parser.add_mutually_exclusive_group(required=True)
+    weights.add_argument("--checkpoint", help="weights for --method: resnet18.pth or brueghelModel.pth (artminer), "
+                                              "hard_mining_neg5.pth (segswap), or a converted directory")
+    weights.add_argument("--random-weights", action="store_true", help="random network (smoke tests only)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(DEFAULT_OUT))
     parser.add_argument("--max-queries", type=int, default=None, help="evaluate only the first N queries")

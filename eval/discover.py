@@ -137,9 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="python -m eval.discover", description=__doc__.split("\n")[0])
     parser.add_argument("folder", help="image folder (not recursive)")
-    parser.add_argument("--checkpoint", help="ArtMiner weights: resnet18.pth, brueghelModel.pth, ltllModel.pth or a "
-                                             "converted directory")
-    parser.add_argument("--random-weights", action="store_true", help="random network (smoke tests only)")
+    weights = parser.add_mutually_exclusive_group(required=True)
+    weights.add_argument("--checkpoint", help="ArtMiner weights: resnet18.pth, brueghelModel.pth, ltllModel.pth or a "
+                                              "converted directory")
+    weights.add_argument("--random-weights", action="store_true", help="random network (smoke tests only)")
     parser.add_argument("--top-k", type=int, default=10, help="candidate neighbours per image")
     parser.add_argument("--exhaustive", action="store_true", help="score every pair (N (N - 1) / 2)")
     parser.add_argument("--out", default=str(DEFAULT_OUT))
@@ -181,13 +182,7 @@ def run(args: argparse.Namespace) -> dict:
     from artdup_jax.artminer.discovery import discover
     from artdup_jax.artminer.report import write_report
 
-    if args.checkpoint:
-        variables = load_weights(args.checkpoint)
-    elif args.random_weights:
-        variables = init_variables(args.seed)
-    else:
-        raise SystemExit("error: give --checkpoint (e.g. ltllModel.pth, brueghelModel.pth, resnet18.pth) or "
-                         "--random-weights")
+    variables = load_weights(args.checkpoint) if args.checkpoint else init_variables(args.seed)
     folder = Path(args.folder)
     names = collection_files(folder)
     skipped = sorted(set(os.listdir(folder)) - set(names))

@@ -285,8 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m eval.internet_coseg", description=__doc__.split("\n")[0])
     parser.add_argument("--root", required=True, help="folder holding the class folders (Airplane100/, ...)")
     parser.add_argument("--classes", nargs="+", default=list(CLASSES))
-    parser.add_argument("--checkpoint", help="SegSwap weights: hard_mining_neg5.pth or a converted directory")
-    parser.add_argument("--random-weights", action="store_true", help="random network (smoke tests only)")
+    weights = parser.add_mutually_exclusive_group(required=True)
+    weights.add_argument("--checkpoint", help="SegSwap weights: hard_mining_neg5.pth or a converted directory")
+    weights.add_argument("--random-weights", action="store_true", help="random network (smoke tests only)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(DEFAULT_OUT))
     parser.add_argument("--masks", default="graph", choices=("graph", "pairwise"))
@@ -307,10 +308,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not (args.checkpoint or args.random_weights):
-        print("error: give --checkpoint (hard_mining_neg5.pth or a converted directory) or --random-weights",
-              file=sys.stderr)
-        return 2
     try:
         for name in args.classes:  # fail on layout errors before loading anything
             class_entries(Path(args.root) / name)

@@ -85,8 +85,9 @@ def evaluate(args: argparse.Namespace) -> dict:
         record.update(score_pair(grid, source.shape[:2], gt_flow, valid))
         records.append(record)
         if not args.quiet:
-            print(f"{pair.name}  AEPE {record['aepe']:8.3f}  Fl {100 * record['fl_outliers'] / max(record['valid'], 1):6.2f}%"
-                  f"  H {record['homographies']}  {record['seconds']:.1f} s", flush=True)
+            fl_percent = 100 * record["fl_outliers"] / max(record["valid"], 1)
+            print(f"{pair.name}  AEPE {record['aepe']:8.3f}  Fl {fl_percent:6.2f}%  H {record['homographies']}"
+                  f"  {record['seconds']:.1f} s", flush=True)
     scored = [r for r in records if r["valid"] > 0]
     summary = {"pairs": len(records), "scored_pairs": len(scored),
                "failures": sum(r["failed"] for r in records),

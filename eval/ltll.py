@@ -117,8 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--images", required=True, help="the LTLL folder (old and new photos together)")
     parser.add_argument("--labels", default=str(DEFAULT_LABELS))
     parser.add_argument("--split", default="test", choices=["test", "val"])
-    parser.add_argument("--checkpoint", help="ltllModel.pth, resnet18.pth or a converted directory")
-    parser.add_argument("--random-weights", action="store_true")
+    weights = parser.add_mutually_exclusive_group(required=True)
+    weights.add_argument("--checkpoint", help="ltllModel.pth, resnet18.pth or a converted directory")
+    weights.add_argument("--random-weights", action="store_true")
     parser.add_argument("--max-queries", type=int, default=None)
     parser.add_argument("--iterations", type=int, default=1000)
     parser.add_argument("--no-saliency", action="store_true")
@@ -141,11 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.split not in labels.splits:
         print(f"error: {args.labels} has no {args.split!r} split", file=sys.stderr)
         return 2
-    variables = (load_weights(args.checkpoint) if args.checkpoint else
-                 init_variables(args.seed) if args.random_weights else None)
-    if variables is None:
-        print("error: give --checkpoint or --random-weights", file=sys.stderr)
-        return 2
+    variables = load_weights(args.checkpoint) if args.checkpoint else init_variables(args.seed)
     config = DiscoveryConfig(iterations=args.iterations, saliency=not args.no_saliency, seed=args.seed,
                              **({"scales": tuple(args.scales)} if args.scales else {}))
     queries = list(labels.splits[args.split])[: args.max_queries]

@@ -213,8 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--annotations", help="ArtMiner's OxfordTestBB.json (box queries) or OxfordTest.json")
     source.add_argument("--gt-dir", help="official gt_files folder (box queries, junk ignored by compute_ap)")
     parser.add_argument("--split", default="test", choices=["test", "val"])
-    parser.add_argument("--checkpoint", help="oxfordModel.pth, resnet18.pth or a converted directory")
-    parser.add_argument("--random-weights", action="store_true")
+    weights = parser.add_mutually_exclusive_group(required=True)
+    weights.add_argument("--checkpoint", help="oxfordModel.pth, resnet18.pth or a converted directory")
+    weights.add_argument("--random-weights", action="store_true")
     parser.add_argument("--max-queries", type=int, default=None)
     parser.add_argument("--iterations", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
@@ -238,11 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AnnotationError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    variables = (load_weights(args.checkpoint) if args.checkpoint else
-                 init_variables(args.seed) if args.random_weights else None)
-    if variables is None:
-        print("error: give --checkpoint or --random-weights", file=sys.stderr)
-        return 2
+    variables = load_weights(args.checkpoint) if args.checkpoint else init_variables(args.seed)
     queries = benchmark.queries[: args.max_queries]
     benchmark = OxfordBenchmark(tuple(queries), benchmark.database)
     database_paths = [str(folder / n) for n in benchmark.database]

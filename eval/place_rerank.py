@@ -286,8 +286,9 @@ def markdown_report(results: dict) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m eval.place_rerank", description=__doc__.split("\n")[0])
     parser.add_argument("lists", help="lists JSON (format in the module docstring)")
-    parser.add_argument("--checkpoint", help="SegSwap weights: hard_mining_neg5.pth or a converted directory")
-    parser.add_argument("--random-weights", action="store_true", help="random network (smoke tests only)")
+    weights = parser.add_mutually_exclusive_group(required=True)
+    weights.add_argument("--checkpoint", help="SegSwap weights: hard_mining_neg5.pth or a converted directory")
+    weights.add_argument("--random-weights", action="store_true", help="random network (smoke tests only)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(DEFAULT_OUT))
     parser.add_argument("--top-k", type=int, default=100, help="candidates re-ranked per query")
@@ -303,10 +304,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not (args.checkpoint or args.random_weights):
-        print("error: give --checkpoint (hard_mining_neg5.pth or a converted directory) or --random-weights",
-              file=sys.stderr)
-        return 2
     try:
         lists = read_lists(args.lists)
         from artdup_jax.segswap.retrieval import load_segswap

@@ -74,8 +74,8 @@ def test_missing_ground_truth_is_named(tmp_path, capsys):
 def test_internet_coseg_runs_with_random_weights(tmp_path):
     internet_layout(tmp_path)
     args = internet_coseg.build_parser().parse_args(
-        ["--root", str(tmp_path), "--classes", "Horse100", "--size", "64", "--batch-size", "4", "--out",
-         str(tmp_path / "out"), "--quiet"])
+        ["--root", str(tmp_path), "--classes", "Horse100", "--random-weights", "--size", "64", "--batch-size", "4",
+         "--out", str(tmp_path / "out"), "--quiet"])
     results = internet_coseg.run(args, random_variables())
     record = results["per_class"][0]
     assert record["sigma"] == 1.2 and record["num_pairs"] == 10 and record["num_images"] == 5
@@ -156,8 +156,8 @@ def test_malformed_lists_say_where(tmp_path, capsys):
 def test_place_rerank_runs_with_random_weights(tmp_path):
     path = _lists(tmp_path, with_images=True)
     args = place_rerank.build_parser().parse_args(
-        [str(path), "--size", "64", "64", "--top-k", "3", "--batch-size", "4", "--recall-at", "1", "3",
-         "--out", str(tmp_path / "out"), "--quiet"])
+        [str(path), "--random-weights", "--size", "64", "64", "--top-k", "3", "--batch-size", "4", "--recall-at",
+         "1", "3", "--out", str(tmp_path / "out"), "--quiet"])
     results = place_rerank.run(args, random_variables())
     lists = place_rerank.read_lists(path)
     for reranked, candidates in zip(results["reranked"], lists.candidates):
