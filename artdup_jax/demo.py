@@ -180,23 +180,6 @@ def _ratio_matches(descriptors_a, descriptors_b, ratio: float) -> tuple[np.ndarr
     return np.array([(a, b) for a, b, _ in kept], np.int64), np.array([r for _, _, r in kept])
 
 
-def _components(num_nodes: int, edges) -> list[list[int]]:
-    parent = list(range(num_nodes))
-
-    def root(x):
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in edges:
-        parent[max(root(a), root(b))] = min(root(a), root(b))
-    groups: dict[int, list[int]] = {}
-    for x in range(num_nodes):
-        groups.setdefault(root(x), []).append(x)
-    return list(groups.values())
-
-
 def _box(xy: np.ndarray) -> list[float]:
     return [round(float(v), 1) for v in (*xy.min(0), *xy.max(0))]
 
@@ -224,6 +207,7 @@ def sift_discovery(folder: Path, names: list[str], config: SiftDiscoveryConfig =
 
     ``scores``: the RANSAC inlier count of every candidate pair, for the histogram.
     """
+    from artdup_jax.artminer.discovery import connected_components
     from artdup_jax.geometry.ransac import find_homographies
 
     images, unreadable, readable = [], [], []
@@ -269,7 +253,7 @@ def sift_discovery(folder: Path, names: list[str], config: SiftDiscoveryConfig =
         if min(spread) >= config.min_box_fraction:
             edges.append({"a": i, "b": j, "score": int(scores[p]), "box_a": box_a, "box_b": box_b})
     groups = []
-    for members in sorted((sorted(c) for c in _components(len(readable), [(e["a"], e["b"]) for e in edges])
+    for members in sorted((sorted(c) for c in connected_components(len(readable), [(e["a"], e["b"]) for e in edges])
                            if len(c) >= 2), key=lambda c: (-len(c), c[0])):
         inside = [e for e in edges if e["a"] in members]
         regions = {m: [] for m in members}

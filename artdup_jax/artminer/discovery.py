@@ -66,6 +66,7 @@ from artdup_jax.artminer.collection import FeatureCache
 from artdup_jax.artminer.features import EPS, SCALES, STRIDE, l2_normalise
 from artdup_jax.data.images import ImageReadError
 from artdup_jax.geometry.matching import cosine_similarity
+from artdup_jax.geometry.ransac import hash_uniform
 
 ENUMERATE_BELOW = 50  # fewer sampling matches than this: hypotheses are distinct 3-subsets (the release)
 MAX_VIRTUAL_CELLS = 1000  # a virtual target grid side at or above this gives score 0 (the release)
@@ -347,21 +348,6 @@ def subset_table(seed: int, iterations: int) -> tuple[np.ndarray, np.ndarray]:
     return subsets, count
 
 
-def _fmix32(x):
-    x = x ^ (x >> 16)
-    x = x * jnp.uint32(0x85EBCA6B)
-    x = x ^ (x >> 13)
-    x = x * jnp.uint32(0xC2B2AE35)
-    return x ^ (x >> 16)
-
-
-def _uniform(bits, stream: int, counter):
-    """Uniform [0, 1) float32 per uint32 counter: a counter-based hash of the pair's key bits (cheap on CPU and
-    independent of the batch a pair sits in)."""
-    x = _fmix32(_fmix32(counter * jnp.uint32(0x9E3779B9) + bits[0] + jnp.uint32(stream)) ^ bits[1])
-    return (x >> 8).astype(jnp.float32) * jnp.float32(1.0 / (1 << 24))
-
-
 def _hypotheses(bits, n, iterations: int, subsets, subset_count):
     """``(iterations, 3)`` int32 positions in the sampling list and a validity mask (§4.4): below 50 matches the
     precomputed distinct subsets of ``subset_table``, otherwise random triples of distinct matches (ranks shifted
@@ -370,7 +356,7 @@ def _hypotheses(bits, n, iterations: int, subsets, subset_count):
     enumerated = subsets[row]
     enumerated_valid = jnp.arange(iterations) < subset_count[row]
     counter = jnp.arange(iterations * 3, dtype=jnp.uint32).reshape(iterations, 3)
-    u = _uniform(bits, 1, counter)
+    u = hash_uniform(bits, counter, stream=1)
     m = jnp.maximum(n, 3).astype(jnp.float32)
     i0 = jnp.minimum((u[:, 0] * m).astype(jnp.int32), n - 1)
     i1 = jnp.minimum((u[:, 1] * (m - 1)).astype(jnp.int32), n - 2)
@@ -886,7 +872,9 @@ def pair_score(reference_map, target_maps: Sequence, config: DiscoveryConfig = D
 # ------------------------------------------------------------------------------------------- groups
 
 
-def _union_find_components(num_nodes: int, edges: np.ndarray) -> list[list[int]]:
+def connected_components(num_nodes: int, edges) -> list[list[int]]:
+    """Node lists of the undirected graph's connected components (union-find), each in ascending order, ordered
+    by their smallest node; ``edges``: ``(E, 2)`` node pairs (any integer sequence of pairs)."""
     parent = list(range(num_nodes))
 
     def root(x):
@@ -911,7 +899,7 @@ def cluster(num_images: int, pairs: np.ndarray, scores: np.ndarray, threshold: f
     release), with at least ``min_images`` images; largest first, then by first image."""
     pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
     edges = pairs[np.asarray(scores) > threshold]
-    groups = [sorted(c) for c in _union_find_components(num_images, edges) if len(c) >= min_images]
+    groups = [sorted(c) for c in connected_components(num_images, edges) if len(c) >= min_images]
     return sorted(groups, key=lambda g: (-len(g), g[0]))
 
 
@@ -974,7 +962,7 @@ def region_groups(group: Group, iou: float = 0.3, min_images: int = 3) -> list[R
     linked = np.any(same & overlap, axis=(2, 3))
     i, j = np.nonzero(np.triu(linked, 1))
     found = []
-    for component in _union_find_components(len(edges), np.stack([i, j], 1)):
+    for component in connected_components(len(edges), np.stack([i, j], 1)):
         members = [edges[k] for k in component]
         union: dict[int, list[float]] = {}
         for e in members:

@@ -77,13 +77,14 @@ def _fmix32(x):
     return x ^ (x >> 16)
 
 
-def _hash_uniform(key_bits, counter):
-    """Uniform [0, 1) float32, one per ``uint32`` counter, from a counter-based hash keyed by ``key_bits``.
+def hash_uniform(key_bits, counter, stream: int = 0):
+    """Uniform [0, 1) float32, one per ``uint32`` counter, from a counter-based hash keyed by ``key_bits``
+    (two ``uint32``); ``stream`` gives independent sequences from the same key.
 
     RANSAC needs decorrelated draws, not cryptographic ones; this is ~10x cheaper than threefry on CPU and,
-    being a function of the global hypothesis number, lets any chunk be drawn on its own.
+    being a function of the global hypothesis number, lets any chunk (or any pair of a batch) be drawn on its own.
     """
-    x = _fmix32(_fmix32(counter * jnp.uint32(0x9E3779B9) + key_bits[0]) ^ key_bits[1])
+    x = _fmix32(_fmix32(counter * jnp.uint32(0x9E3779B9) + key_bits[0] + jnp.uint32(stream)) ^ key_bits[1])
     return (x >> 8).astype(jnp.float32) * jnp.float32(1.0 / (1 << 24))
 
 
@@ -108,7 +109,7 @@ def _sample_indices(key_bits, valid_rows, n_valid, first, size: int, k: int):
     counter = hypothesis[:, None] * jnp.uint32(k) + jnp.arange(k, dtype=jnp.uint32)
     remaining = jnp.maximum(n_valid - jnp.arange(k, dtype=jnp.int32), 1)
     # floor(u * m): the bias from 24-bit u is ~m / 2^24, far below sampling noise.
-    draws = (_hash_uniform(key_bits, counter) * remaining.astype(jnp.float32)).astype(jnp.int32)
+    draws = (hash_uniform(key_bits, counter) * remaining.astype(jnp.float32)).astype(jnp.int32)
     draws = jnp.minimum(draws, remaining - 1)
     picks = [draws[:, 0]]
     for j in range(1, k):
@@ -434,7 +435,7 @@ def ransac(key, src, dst, valid, *, threshold, iterations: int = 10000, model: s
 
     Args:
       key: a PRNG key (``jax.random.key`` or ``PRNGKey``); one key per pair (leading ``(P,)``) for a batch.
-        It seeds a counter-based hash that draws the minimal samples (see :func:`_hash_uniform`).
+        It seeds a counter-based hash that draws the minimal samples (see :func:`hash_uniform`).
       src, dst: ``(N, 2)`` or ``(P, N, 2)`` float, x first; ``H`` maps src to dst.
       valid: ``(N,)`` or ``(P, N)`` bool; invalid rows (and rows with non-finite coordinates) are ignored.
       threshold: inlier iff the transfer distance ``|dst - H(src)|`` is below it (units of dst). Scalar

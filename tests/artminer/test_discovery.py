@@ -16,6 +16,7 @@ from artdup_jax.artminer.discovery import (
     all_pairs,
     candidate_pairs,
     cluster,
+    connected_components,
     dense_mutual_matches,
     directed,
     discover,
@@ -220,6 +221,21 @@ def test_clusters_are_components_above_the_threshold():
     assert cluster(9, pairs, scores, 0.015, 3) == [[0, 1, 2]]
     assert cluster(9, pairs, scores, 0.005, 3) == [[3, 4, 5, 6], [0, 1, 2]]
     assert cluster(9, pairs, scores, 0.2, 2) == [[5, 6], [7, 8]]  # strictly above
+
+
+def test_connected_components_match_scipy():
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components as scipy_components
+
+    rng = np.random.default_rng(0)
+    for num_nodes, num_edges in [(1, 0), (12, 0), (12, 5), (40, 30), (40, 120)]:
+        edges = rng.integers(0, num_nodes, (num_edges, 2))
+        ours = connected_components(num_nodes, edges)
+        assert [min(c) for c in ours] == sorted(min(c) for c in ours) and all(c == sorted(c) for c in ours)
+        graph = coo_matrix((np.ones(num_edges), (edges[:, 0], edges[:, 1])), shape=(num_nodes, num_nodes))
+        _, labels = scipy_components(graph, directed=False)
+        assert sorted(map(tuple, ours)) == sorted(tuple(np.flatnonzero(labels == k)) for k in set(labels))
+    assert connected_components(3, [(2, 1)]) == [[0], [1, 2]]  # a list of tuples works too
 
 
 def test_region_groups_split_a_group_by_region_overlap():
