@@ -253,8 +253,8 @@ def sift_discovery(folder: Path, names: list[str], config: SiftDiscoveryConfig =
         if min(spread) >= config.min_box_fraction:
             edges.append({"a": i, "b": j, "score": int(scores[p]), "box_a": box_a, "box_b": box_b})
     groups = []
-    for members in sorted((sorted(c) for c in connected_components(len(readable), [(e["a"], e["b"]) for e in edges])
-                           if len(c) >= 2), key=lambda c: (-len(c), c[0])):
+    components = connected_components(len(readable), [(e["a"], e["b"]) for e in edges])  # members ascending
+    for members in sorted((c for c in components if len(c) >= 2), key=lambda c: (-len(c), c[0])):
         inside = [e for e in edges if e["a"] in members]
         regions = {m: [] for m in members}
         for e in inside:

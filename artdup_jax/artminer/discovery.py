@@ -899,7 +899,7 @@ def cluster(num_images: int, pairs: np.ndarray, scores: np.ndarray, threshold: f
     release), with at least ``min_images`` images; largest first, then by first image."""
     pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
     edges = pairs[np.asarray(scores) > threshold]
-    groups = [sorted(c) for c in connected_components(num_images, edges) if len(c) >= min_images]
+    groups = [c for c in connected_components(num_images, edges) if len(c) >= min_images]
     return sorted(groups, key=lambda g: (-len(g), g[0]))
 
 
