@@ -140,7 +140,7 @@ def _help(command: str, rest: list[str]) -> int:
 
 def _run(args: argparse.Namespace, rest: list[str]) -> int:
     from artdup_jax.tool import reports
-    from artdup_jax.tool.checkpoints import check_checkpoint
+    from artdup_jax.checkpoints.files import check_checkpoint
     from artdup_jax.tool.folders import image_files
     from artdup_jax.tool.messages import checkpoint_arguments
 
@@ -198,7 +198,7 @@ def _convert(argv: list[str]) -> int:
     import io
 
     from artdup_jax.convert.__main__ import main as convert_main
-    from artdup_jax.tool.checkpoints import check_checkpoint, families_matching
+    from artdup_jax.checkpoints.files import check_checkpoint, families_matching
 
     positional = [a for a in argv if not a.startswith("-")]
     if "--help" in argv or "-h" in argv or len(positional) < 3:

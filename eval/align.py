@@ -29,13 +29,10 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".ppm", ".tif", ".tiff", ".bmp", ".
 
 def load_weights(path: str, family: str) -> dict:
     """A PyTorch ``.pth`` (converted on the fly), a converted directory, or a training workdir."""
-    if os.path.isfile(path):
-        from artdup_jax.convert import load_torch_checkpoint
+    import artdup_jax.convert  # noqa: F401  (registers every family)
+    from artdup_jax.checkpoints import load_weights as resolve
 
-        return load_torch_checkpoint(family, path)
-    from artdup_jax.training.initialise import load_initial_variables
-
-    return load_initial_variables(path)
+    return resolve(path, family)
 
 
 def write_alignment(alignment: Alignment, out_dir: str, *, texture_transfer: bool = False) -> dict:

@@ -43,12 +43,14 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
+from artdup_jax.checkpoints.resolver import load_weights
 from artdup_jax.data.images import read_image
 from artdup_jax.data.outputs import to_uint8
 from artdup_jax.segswap.masks import cycle_consistent_masks
 from artdup_jax.segswap.model import STRIDE, extract_features, init_segswap, predict_from_features
 from artdup_jax.segswap.score import collection_features, score_against_collection
 from artdup_jax.segswap.transformer import SMALL, TransformerConfig
+from artdup_jax.segswap.weights import FAMILY
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -77,16 +79,7 @@ def load_segswap(checkpoint: str | os.PathLike | None = None, *, seed: int | Non
         if seed is None:
             raise ValueError("give a checkpoint, or a seed for random weights")
         return init_segswap(jax.random.PRNGKey(seed))
-    path = os.fspath(checkpoint)
-    if os.path.isdir(path):
-        from artdup_jax.training.initialise import load_initial_variables
-
-        return load_initial_variables(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such checkpoint file or directory")
-    from artdup_jax.convert import load_torch_checkpoint
-
-    return load_torch_checkpoint("segswap", path)
+    return load_weights(checkpoint, FAMILY)
 
 
 def fingerprint(variables: dict) -> str:

@@ -78,7 +78,7 @@ def init_variables(model, rng, config) -> dict:
     size = config.input.image_size
     variables = dict(jax.jit(model.init)(rbg_key(rng), jnp.zeros((1, size, size, 3), jnp.float32)))
     if config.get("backbone_from"):
-        from artdup_jax.convert import load_variables
+        from artdup_jax.checkpoints.orbax_io import load_variables
         from artdup_jax.training.initialise import replace_matching
 
         loaded = load_variables(config.backbone_from)

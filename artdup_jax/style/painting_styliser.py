@@ -70,6 +70,6 @@ class PaintingStyliser:
 def load_painting_styliser(weights: str, working_side: int = WORKING_SIDE) -> PaintingStyliser:
     """One shared styliser per converted AdaIN checkpoint directory
     (``python -m artdup_jax.convert adain vgg_normalised.pth decoder.pth DIR``)."""
-    from artdup_jax.convert import load_variables  # convert builds this package's networks; import lazily
+    from artdup_jax.checkpoints.orbax_io import load_variables
 
     return PaintingStyliser(load_variables(weights), working_side)

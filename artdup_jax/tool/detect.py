@@ -13,7 +13,7 @@ import os
 from artdup_jax.data import outputs
 from artdup_jax.data.images import read_image
 from artdup_jax.tool.folders import ImageFolderError, image_files, readable_images
-from artdup_jax.tool.checkpoints import check_checkpoint
+from artdup_jax.checkpoints.files import check_checkpoint
 
 EXAMPLE = ("example: artdup detect scan.jpg collection/ --box 120 40 380 300 --checkpoint brueghelModel.pth "
            "--out runs/detect")

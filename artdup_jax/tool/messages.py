@@ -15,7 +15,7 @@ import sys
 import warnings
 
 from artdup_jax.data.images import ImageReadError
-from artdup_jax.tool.checkpoints import CheckpointFileError, families_matching
+from artdup_jax.checkpoints.files import CheckpointFileError, families_matching
 
 CHECKPOINT_OPTIONS = ("--checkpoint", "--coarse-checkpoint", "--artminer-checkpoint")
 # Which option holds a checkpoint of each family (eval.align: fine --checkpoint, coarse --coarse-checkpoint).
@@ -67,7 +67,7 @@ def mismatch_line(error, path: str | None) -> str:
 
 def error_line(error: BaseException, argv: list[str], *, checkpoint: str | None = None) -> str | None:
     """The ``error: ...`` line for an exception the tool expects from bad input, else None."""
-    from artdup_jax.convert import CheckpointMismatchError
+    from artdup_jax.checkpoints.conversion import CheckpointMismatchError
 
     if isinstance(error, CheckpointMismatchError):
         options = checkpoint_arguments(argv)

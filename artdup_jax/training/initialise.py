@@ -1,35 +1,24 @@
 """Starting a run from earlier weights (``config.init_from``): stage 2 from stage 1, fine-tuning, etc.
 
 ``init_from`` may name a training workdir (its newest checkpoint's ``params`` / ``batch_stats`` are taken,
-not its optimiser state or step) or a directory of converted variables (``artdup_jax.convert``).
+not its optimiser state or step) or a directory of converted variables (``artdup_jax.checkpoints``).
 Used only when the run's own workdir has no checkpoint yet; a resumed run always continues itself.
 """
 
 from __future__ import annotations
 
-import os
-
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 
-from artdup_jax.convert import load_variables
+from artdup_jax.checkpoints.resolver import load_folder
 
 
 def load_initial_variables(path: str) -> dict:
-    path = os.path.abspath(path)
-    checkpoints = os.path.join(path, "checkpoints")
-    if os.path.isdir(checkpoints):
-        with ocp.CheckpointManager(checkpoints) as manager:
-            step = manager.latest_step()
-            if step is None:
-                raise FileNotFoundError(f"init_from={path}: no complete checkpoint in {checkpoints}")
-            restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-        state = restored["state"]
-        return {"params": state["params"], "batch_stats": state.get("batch_stats", {})}
-    if os.path.isdir(path):
-        return load_variables(path)
-    raise FileNotFoundError(f"init_from={path} is neither a training workdir nor a converted-variables directory")
+    """``init_from``'s variables: a training workdir's newest checkpoint, or a converted folder."""
+    try:
+        return load_folder(path)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"init_from={error}") from None
 
 
 def replace_matching(fresh: dict, loaded: dict, *, source: str) -> dict:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from artdup_jax.convert import Family, convert_state_dict
-from artdup_jax.convert.families.resnet import torchvision_module
+from artdup_jax.checkpoints.torchvision import torchvision_module
 from artdup_jax.nn import AntiAliasedTrunk, BlurPool
 from baselines.torch.randomise import randomise_batchnorm
 from tests.nn.torch_reference import TorchAntiAliasedTrunk, TorchBlurPool

@@ -8,7 +8,7 @@ import torch
 import torchvision
 
 from artdup_jax.convert import build_model, convert_state_dict
-from artdup_jax.convert.families.resnet import torchvision_module
+from artdup_jax.checkpoints.torchvision import torchvision_module
 from baselines.torch.randomise import randomise_batchnorm
 from tests.nn.torch_reference import torchvision_trunk
 

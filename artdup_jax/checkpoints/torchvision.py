@@ -18,7 +18,7 @@ from typing import Mapping
 
 import numpy as np
 
-from artdup_jax.convert.core import Family, register, strip_prefix
+from artdup_jax.checkpoints.conversion import Family, register, strip_prefix
 from artdup_jax.nn.resnet import STAGES, check_stage, resnet18, resnet34, resnet50
 
 _BLOCK = re.compile(r"^(layer\d+)_(\d+)$")

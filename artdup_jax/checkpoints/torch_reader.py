@@ -28,7 +28,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
     path = os.fspath(path)
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = _safe_load(torch, path)
     except pickle.UnpicklingError as error:
         warnings.warn(
             f"{path}: not loadable with weights_only=True ({str(error).splitlines()[0]}); "
@@ -53,6 +53,15 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if not flat:
         raise ValueError(f"{path}: no tensors found")
     return flat
+
+
+def _safe_load(torch, path: str):
+    """``torch.load(weights_only=True)``; the release's Python 2 pickles may hold byte strings that only
+    latin-1 decodes, so those are read again with that encoding."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except UnicodeDecodeError:
+        return torch.load(path, map_location="cpu", encoding="latin1", weights_only=True)
 
 
 def _flatten(node: Mapping[str, Any], prefix: str, out: dict[str, np.ndarray], torch) -> None:

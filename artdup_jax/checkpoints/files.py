@@ -49,7 +49,7 @@ def check_checkpoint(path: str, family: str | None = None) -> None:
 
 
 def _family_names() -> list[str]:
-    from artdup_jax.convert import FAMILIES
+    from artdup_jax.checkpoints.conversion import FAMILIES
 
     return sorted(FAMILIES)
 
@@ -67,7 +67,7 @@ def expected_variable_shapes(family: str) -> dict[str, tuple[int, ...]]:
     import jax
     import jax.numpy as jnp
 
-    from artdup_jax.convert.core import get_family
+    from artdup_jax.checkpoints.conversion import get_family
 
     spec = get_family(family)
     model = spec.build_model()
@@ -96,7 +96,8 @@ def converted_folder_problems(path: str, family: str) -> list[str] | None:
 
 def families_matching(path: str) -> list[str]:
     """The checkpoint families whose conversion accepts the ``.pth`` at ``path`` (for the error message)."""
-    from artdup_jax.convert import FAMILIES, CheckpointMismatchError, convert_state_dict, read_state_dict
+    from artdup_jax.checkpoints.conversion import FAMILIES, CheckpointMismatchError, convert_state_dict
+    from artdup_jax.checkpoints.torch_reader import read_state_dict
 
     try:
         with warnings.catch_warnings():

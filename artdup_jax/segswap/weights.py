@@ -23,10 +23,12 @@ from typing import Mapping
 
 import numpy as np
 
-from artdup_jax.convert.core import Family, register
-from artdup_jax.convert.families.resnet import torchvision_module
+from artdup_jax.checkpoints.conversion import Family, register
+from artdup_jax.checkpoints.torchvision import torchvision_module
+from artdup_jax.segswap.model import SegSwap
+from artdup_jax.segswap.transformer import SMALL
 
-_FAMILY = "segswap"
+FAMILY = _FAMILY = "segswap"
 _SEQUENTIAL_INDEX = {"conv1": "0", "bn1": "1", "layer1": "4", "layer2": "5", "layer3": "6"}
 _IN_PROJ = re.compile(r"\.self_attn\.in_proj_(weight|bias)$")
 _BLOCK = re.compile(r"^encoder_blocks_(\d+)$")
@@ -52,10 +54,6 @@ def rename_in_proj(state_dict: Mapping[str, np.ndarray]) -> dict[str, np.ndarray
 
 
 def _build_segswap(config=None):
-    # Imported here: convert sits below the method packages, which it only needs to build this family.
-    from artdup_jax.segswap.model import SegSwap
-    from artdup_jax.segswap.transformer import SMALL
-
     return SegSwap(SMALL if config is None else config)
 
 

@@ -19,7 +19,8 @@ from typing import Mapping
 
 import numpy as np
 
-from artdup_jax.convert.core import Family, register, rename_keys
+from artdup_jax.checkpoints.conversion import Family, register, rename_keys
+from artdup_jax.style.networks import DECODER_LAYERS, ENCODER_LAYERS, AdaINNetworks
 
 _FAMILY = "adain"
 SOURCES = ("vgg", "decoder")
@@ -28,8 +29,6 @@ _WRAPPERS = {"vgg": ("module.",), "decoder": ("module.", "decoder.")}  # strippe
 
 
 def _torch_indices() -> dict[str, dict[str, int]]:
-    from artdup_jax.style.networks import DECODER_LAYERS, ENCODER_LAYERS
-
     return {"encoder": {name: index for name, index, *_ in ENCODER_LAYERS},
             "decoder": {name: index for name, index, *_ in DECODER_LAYERS}}
 
@@ -56,8 +55,6 @@ def canonical_keys(state_dict: Mapping[str, np.ndarray]) -> dict[str, np.ndarray
 def _build(**options):
     if options:
         raise TypeError(f"family {_FAMILY!r} takes no options, got {options}")
-    from artdup_jax.style.networks import AdaINNetworks  # convert sits below the packages it builds
-
     return AdaINNetworks()
 
 

@@ -23,8 +23,9 @@ from typing import Mapping
 
 import numpy as np
 
-from artdup_jax.convert.core import CheckpointMismatchError, Family, register
-from artdup_jax.convert.families.resnet import torchvision_module
+from artdup_jax.checkpoints.conversion import CheckpointMismatchError, Family, register
+from artdup_jax.checkpoints.torchvision import torchvision_module
+from artdup_jax.ransac_flow.fine import FineNetwork
 
 NETWORKS = {  # Flax submodule of FineNetwork -> entry of the released checkpoint dict
     "feature_extractor": "netFeatCoarse",
@@ -37,7 +38,7 @@ BLUR_BUFFERS = {  # torch key -> channels
     "netFeatCoarse.layer3.0.downsample.0.filt": 128,
 }
 _BLUR_FILTER = np.outer([1.0, 2.0, 1.0], [1.0, 2.0, 1.0]) / 16.0
-_FAMILY = "ransac_flow"
+FAMILY = _FAMILY = "ransac_flow"
 
 
 def fine_network_module(module_path: tuple[str, ...]) -> str:
@@ -66,9 +67,6 @@ def check_blur_buffers(state_dict: Mapping[str, np.ndarray]) -> dict[str, np.nda
 
 
 def _build_fine_network():
-    # Imported here: convert sits below the method packages, which it only needs to build this family.
-    from artdup_jax.ransac_flow.fine import FineNetwork
-
     return FineNetwork()
 
 

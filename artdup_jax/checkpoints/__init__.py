@@ -1,0 +1,46 @@
+"""Checkpoints: PyTorch files -> Flax variables, Orbax folders, and one resolver from a path to variables.
+
+  conversion    the family registry (``Family``, ``register``, ``get_family``) and the key-by-key engine
+  torch_reader  a ``.pth`` file -> flat ``{name: np.ndarray}``
+  torch_file    ``load_torch_checkpoint(family, path)``: read + convert
+  orbax_io      ``save_variables`` / ``load_variables`` (one Orbax folder per checkpoint)
+  resolver      ``load_weights(path, family)``: ``.pth``, converted folder or training workdir
+  files         checks of a checkpoint path before any work (one-line errors)
+  torchvision   the torchvision ResNet families (resnet18/34/50) and MoCo-v2's ResNet-50
+
+Each method package registers its own families in its ``weights`` module; ``artdup_jax.convert`` imports
+them all.
+"""
+
+from artdup_jax.checkpoints import torchvision as _torchvision  # noqa: F401  (registers the ResNet families)
+from artdup_jax.checkpoints.conversion import (
+    FAMILIES,
+    CheckpointMismatchError,
+    Family,
+    build_model,
+    convert_state_dict,
+    expected_torch_shapes,
+    get_family,
+    register,
+)
+from artdup_jax.checkpoints.orbax_io import load_variables, save_variables
+from artdup_jax.checkpoints.resolver import load_folder, load_weights
+from artdup_jax.checkpoints.torch_file import load_torch_checkpoint
+from artdup_jax.checkpoints.torch_reader import read_state_dict
+
+__all__ = [
+    "FAMILIES",
+    "CheckpointMismatchError",
+    "Family",
+    "build_model",
+    "convert_state_dict",
+    "expected_torch_shapes",
+    "get_family",
+    "load_folder",
+    "load_torch_checkpoint",
+    "load_variables",
+    "load_weights",
+    "read_state_dict",
+    "register",
+    "save_variables",
+]
