@@ -68,7 +68,7 @@ COMMANDS = {
 # (command, option) -> the family of the checkpoint it takes (converted folders are checked against it).
 _CHECKPOINT_FAMILIES = {("align", "--checkpoint"): "ransac_flow", ("align-group", "--checkpoint"): "ransac_flow",
                         ("discover", "--checkpoint"): "artminer", ("demo", "--artminer-checkpoint"): "artminer"}
-_ENTRY_POINTS = {"align": "eval.align", "align-group": "eval.align", "discover": "eval.discover",
+_ENTRY_POINTS = {"align": "artdup_jax.app.align", "align-group": "artdup_jax.app.align", "discover": "artdup_jax.app.discover",
                  "convert": "artdup_jax.convert", "train": "train.main"}
 
 
@@ -89,8 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from artdup_jax.tool.folders import tool_reading_limits
-    from artdup_jax.tool.messages import error_line, one_line_warnings
+    from artdup_jax.data.folders import tool_reading_limits
+    from artdup_jax.app.messages import error_line, one_line_warnings
 
     argv = sys.argv[1:] if argv is None else list(argv)
     if len(argv) >= 2 and argv[0] in COMMANDS and argv[0] != "detect" and argv[1] in ("-h", "--help"):
@@ -116,7 +116,7 @@ def _help(command: str, rest: list[str]) -> int:
     _, description, example = COMMANDS[command]
     print(textwrap.fill(f"artdup {command}: {description}", 100) + f"\n\nexample: {example}\n")
     if command == "demo":
-        from artdup_jax.demo import build_parser as demo_parser
+        from artdup_jax.app.demo import build_parser as demo_parser
 
         demo_parser().print_help()
         return 0
@@ -139,16 +139,16 @@ def _help(command: str, rest: list[str]) -> int:
 
 
 def _run(args: argparse.Namespace, rest: list[str]) -> int:
-    from artdup_jax.tool import reports
+    from artdup_jax.app import reports
     from artdup_jax.checkpoints.files import check_checkpoint
-    from artdup_jax.tool.folders import image_files
-    from artdup_jax.tool.messages import checkpoint_arguments
+    from artdup_jax.data.folders import image_files
+    from artdup_jax.app.messages import checkpoint_arguments
 
     for option, path in checkpoint_arguments(rest).items():
         if path != "random":
             check_checkpoint(path, _CHECKPOINT_FAMILIES.get((args.command, option)))
     if args.command == "demo":
-        from artdup_jax.demo import main as demo_main
+        from artdup_jax.app.demo import main as demo_main
 
         return demo_main(rest)
     if args.command == "align":
@@ -167,10 +167,10 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
             print(f"report: {reports.group_report(_out_argument(rest), args.reference, args.folder, skipped)}")
         return code
     if args.command == "discover":
-        if importlib.util.find_spec("eval.discover") is None:
-            print("error: discovery (eval.discover) is not part of this installation", file=sys.stderr)
+        if importlib.util.find_spec("artdup_jax.app.discover") is None:
+            print("error: discovery (artdup_jax.app.discover) is not part of this installation", file=sys.stderr)
             return 2
-        discover = importlib.import_module("eval.discover")
+        discover = importlib.import_module("artdup_jax.app.discover")
         if "--help" in rest or "-h" in rest:
             return discover.main(["--help"])
         options = discover.build_parser().parse_args(rest)  # its own usage errors, before any work
@@ -180,7 +180,7 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
             print(f"report: {reports.discovery_report(options.out, options.folder, skipped)}")
         return code
     if args.command == "detect":
-        from artdup_jax.tool.detect import main as detect_main
+        from artdup_jax.app.detect import main as detect_main
 
         return detect_main(rest)
     if args.command == "convert":

@@ -5,7 +5,7 @@ One setting: convolutions run on XLA's own (Eigen) kernels instead of the YNNPAC
 gradient gains most: on the 2-core CPU, 2026-11-27, a 3x3 256-channel conv's kernel
 gradient at ``(8, 20, 20)`` took 25.0 ms with YNNPACK and 9.3 ms without, and a train-mode ResNet-18 to
 ``layer3``, forward + backward on 8 images of 319 px, 772 ms vs 620 ms; the training rows of
-``python -m eval.throughput`` show the effect on whole steps (BENCHMARKS.md). Inference does not gain and
+``python -m benchmarks.throughput`` show the effect on whole steps (BENCHMARKS.md). Inference does not gain and
 sometimes loses (ArtMiner's cached detection, a large-kernel correlation, ran at half speed), so only the
 training entry point sets it; the flag is process-wide.
 

@@ -201,7 +201,7 @@ def ransac_flow(args: argparse.Namespace) -> Method:
     lattice; the scorer resamples their offsets to 240×240 with align-corners interpolation (the official
     result script upsamples the 1/8 flow with half-pixel interpolation: a sub-pixel difference).
     """
-    from eval.align import load_weights
+    from artdup_jax.app.align import load_weights
     from artdup_jax.ransac_flow.align import align_pair
     from artdup_jax.ransac_flow.coarse import CoarseConfig
 

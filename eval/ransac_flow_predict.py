@@ -164,7 +164,7 @@ class Predictor:
 
 def build_predictor(args: argparse.Namespace, benchmark: str) -> Predictor:
     """Loads the weights named on the command line (raises ValueError / FileNotFoundError with the path)."""
-    from eval.align import load_weights
+    from artdup_jax.app.align import load_weights
 
     settings = benchmark_settings(benchmark, size=args.size, iterations=args.iterations,
                                   max_homographies=args.max_homographies, seed=args.seed,

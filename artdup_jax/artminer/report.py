@@ -2,7 +2,7 @@
 
 Self-contained folder: ``index.html`` plus ``thumbs/`` (one JPEG per image, longer side ``thumbnail_px``).
 Boxes are drawn as absolutely positioned outlines in percent of the thumbnail, so they stay on the image at
-any display size. Input is the JSON ``eval.discover`` writes (``groups`` with per-image ``regions`` in
+any display size. Input is the JSON ``artdup_jax.app.discover`` writes (``groups`` with per-image ``regions`` in
 original pixels).
 """
 

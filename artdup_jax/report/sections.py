@@ -1,10 +1,10 @@
 """Report sections from what the entry points write to disk.
 
-* ``alignment_section``: a pair folder of ``eval.align`` (target.png, coarse.png, fine.png, blend.png, blink.gif,
+* ``alignment_section``: a pair folder of ``artdup_jax.app.align`` (target.png, coarse.png, fine.png, blend.png, blink.gif,
   matchability.png, summary.json).
-* ``group_alignment_section``: an ``eval.align`` group folder (group.json, average_before.png, average_after.png,
+* ``group_alignment_section``: an ``artdup_jax.app.align`` group folder (group.json, average_before.png, average_after.png,
   one pair folder per image).
-* ``discovery_section``: a discovery document in ``eval.discover``'s JSON layout (``groups[].images[]`` with
+* ``discovery_section``: a discovery document in ``artdup_jax.app.discover``'s JSON layout (``groups[].images[]`` with
   ``file``, ``width``, ``height``, ``regions``; ``groups[].pairs[]`` with ``a``, ``b``, ``score``;
   ``unreadable[]`` with ``file``, ``error``).
 
@@ -103,7 +103,7 @@ def group_alignment_section(out: ReportDirectory, group_dir: str | os.PathLike, 
                             folder: str | os.PathLike | None = None, prefix: str = "group",
                             thumbnail_px: int = 280, title: str = "Group alignment",
                             note: str = "") -> tuple[GroupAlignmentSection, list[AlignmentSection], list[Failure]]:
-    """The group section, one alignment section per member and the failed inputs of an ``eval.align`` group.
+    """The group section, one alignment section per member and the failed inputs of an ``artdup_jax.app.align`` group.
 
     ``folder``: the group's input folder; when given, each member's error before alignment (the source
     stretched onto the reference frame) is computed for the error plot.

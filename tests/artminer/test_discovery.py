@@ -27,7 +27,7 @@ from artdup_jax.artminer.discovery import (
 )
 from artdup_jax.geometry.matching import mutual_nearest_neighbours
 from baselines.torch import artminer_discovery as torch_discovery
-from eval.discover import planted_metrics
+from artdup_jax.app.discover import planted_metrics
 
 # Random-weight features on 128 x 160 px images: small grids, no saliency (random features make neighbouring
 # cells alike, so the saliency weights are ~0 everywhere) and a threshold above the ~0.13 that unrelated pairs

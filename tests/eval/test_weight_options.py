@@ -6,7 +6,7 @@ import pytest
 
 # module -> the other arguments its parser requires
 REQUIRED = {
-    "eval.discover": ["folder"],
+    "artdup_jax.app.discover": ["folder"],
     "eval.brueghel": ["--images", "imgs"],
     "eval.internet_coseg": ["--root", "root"],
     "eval.place_rerank": ["lists.json"],

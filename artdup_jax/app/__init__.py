@@ -1,0 +1,1 @@
+"""The application layer: one function per ``artdup`` command, taking typed arguments, returning results."""

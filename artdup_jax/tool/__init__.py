@@ -1,1 +1,0 @@
-"""The ``artdup`` command's own pieces: one-line messages, input folders, the detect subcommand, reports."""
