@@ -1,4 +1,4 @@
-"""Brueghel one-shot detection benchmark (artminer.md §3.5-§3.8, Table 1 of the paper).
+"""Brueghel one-shot detection benchmark (Table 1 of the ArtMiner paper).
 
   python -m eval.brueghel --images DIR --annotations brueghelTest.json [--checkpoint X.pth|DIR | --random-weights]
                           [--method artminer] [--out DIR] [--max-queries N] [--scales 80 74 ...] [--resample nearest]
@@ -12,8 +12,8 @@ itself not counted). Two averages, as the release prints them:
 * ``mAP_per_query``: the mean over all queries (273 for brueghelTest.json);
 * ``mAP_per_class``: the mean over the classes of each class's mean AP.
 
-Per artminer.md §3.6 / §5.3 the README's numbers (58.0 ImageNet, 75.3 Brueghel-trained) are expected to be
-``mAP_per_query``; the spec flags this as unverified, and the output says so.
+The release README's numbers (58.0 ImageNet, 75.3 Brueghel-trained) are expected to be ``mAP_per_query``;
+this is unverified, and the output says so.
 
 A *method* is registered by name (``register_method``); its factory takes the parsed arguments and returns
 ``method(queries, image_paths) -> [[Prediction, ...] per query]``. ``artminer`` (the default) is the sliding
@@ -110,7 +110,7 @@ def register_method(name: str):
 @register_method("artminer")
 def artminer_method(args: argparse.Namespace) -> Method:
     """Sliding cosine of ArtMiner features (the cosine column of Table 1)."""
-    from artdup_jax.artminer import DetectionConfig, FeatureCache, Query, detect, init_variables, load_weights
+    from artdup_jax.artminer.inference import DetectionConfig, FeatureCache, Query, detect, init_variables, load_weights
 
     variables = load_weights(args.checkpoint) if args.checkpoint else init_variables(args.seed)
     config = DetectionConfig(scales=tuple(args.scales), num_predictions=args.num_predictions,
@@ -123,8 +123,8 @@ def artminer_method(args: argparse.Namespace) -> Method:
         folder = Path(image_paths[0]).parent if image_paths else Path(".")
         detection_queries = [Query(str(folder / q.image), q.box) for q in queries]
         ranked = detect(variables, detection_queries, image_paths, config, cache=cache)
-        if args.rerank:  # the discovery-score column of Table 1 (artminer.md §3.7, our reconstruction)
-            from artdup_jax.artminer.rerank import BOX_REFERENCE, rerank_detections
+        if args.rerank:  # the discovery-score column of Table 1 (our reconstruction)
+            from artdup_jax.artminer.inference import BOX_REFERENCE, rerank_detections
 
             rerank_config = dataclasses.replace(BOX_REFERENCE, scales=tuple(args.scales), resample=args.resample,
                                                 seed=args.seed)
@@ -138,17 +138,17 @@ def artminer_method(args: argparse.Namespace) -> Method:
 
 @register_method("segswap")
 def segswap_method(args: argparse.Namespace) -> Method:
-    """SegSwap one-shot retrieval (segswap.md §4.2, ``artdup_jax.segswap.retrieval``).
+    """SegSwap one-shot retrieval (``artdup_jax.segswap.retrieval``).
 
     Every image is ranked by S(query crop, image); the spec's metric, image-level *retrieval* mAP, is written to
     ``brueghel_segswap_retrieval.json`` / ``.md`` in ``--out`` and printed. For this harness each image also gets
-    one box centred on the coarse location with the query's size in cells (the release has no box step, §4.3),
+    one box centred on the coarse location with the query's size in cells (the release has no box step),
     so the detection mAP it reports is only a stand-in. ``--checkpoint``: hard_mining_neg5.pth or a converted
     directory. Database features are cached under ``--out``/segswap_cache.
     """
-    from artdup_jax.segswap import retrieval
+    from artdup_jax.segswap import retrieval, weights
 
-    variables = retrieval.load_segswap(args.checkpoint or None, seed=args.seed)
+    variables = weights.load_segswap(args.checkpoint or None, seed=args.seed)
     protocol = retrieval.BRUEGHEL
 
     def method(queries, image_paths):
@@ -258,7 +258,7 @@ def markdown_report(results: dict) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from artdup_jax.artminer.features import RESAMPLE, SCALES
+    from artdup_jax.artminer.resize_rule import RESAMPLE, SCALES
 
     parser = argparse.ArgumentParser(prog="python -m eval.brueghel", description=__doc__.split("\n")[0])
     parser.add_argument("--images", required=True, help="folder of the collection (e.g. the 1,587 Brueghel images)")

@@ -1,4 +1,4 @@
-"""HPatches dense-alignment evaluation (ransac_flow.md §4.1).
+"""HPatches dense-alignment evaluation.
 
   python -m eval.hpatches [--data DIR] [--csv-dir DIR] [--sequences v_churchill ...] [--method sift-ransac]
                           [--levels 2 3 4 5 6] [--max-side N] [--out DIR]
@@ -43,6 +43,8 @@ import numpy as np
 
 from artdup_jax.data.datasets import hpatches
 from artdup_jax.data.images import ImageDownscaledWarning, read_image
+from artdup_jax.geometry.sampling import numpy_identity_grid
+from artdup_jax.geometry.sift import ratio_matches, sift_features
 from artdup_jax.ransac_flow import metrics
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -109,29 +111,18 @@ def dense_method(predict: Callable[[np.ndarray, np.ndarray], np.ndarray], name: 
 # SIFT + RANSAC baselines
 
 
-def _gray_uint8(image: np.ndarray) -> np.ndarray:
-    import cv2
-
-    return cv2.cvtColor(np.clip(np.round(image * 255.0), 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
-
-
 def sift_matches(source, target, *, ratio: float = 0.8, max_features: int = 0):
     """SIFT keypoints + Lowe's ratio test (brute-force L2, 2-NN), source -> target.
 
     Returns ``(source_xy, target_xy)`` ``(M, 2)`` float32 pixel coordinates, x first.
     """
-    import cv2
-
-    sift = cv2.SIFT_create(nfeatures=max_features)
-    kp_s, des_s = sift.detectAndCompute(_gray_uint8(source), None)
-    kp_t, des_t = sift.detectAndCompute(_gray_uint8(target), None)
-    if des_s is None or des_t is None or len(kp_s) < 2 or len(kp_t) < 2:
+    source_sift = sift_features(source, max_features=max_features)
+    target_sift = sift_features(target, max_features=max_features)
+    if (source_sift.descriptors is None or target_sift.descriptors is None or len(source_sift) < 2
+            or len(target_sift) < 2):
         return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
-    pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(des_s, des_t, k=2)
-    good = [m for m, n in (p for p in pairs if len(p) == 2) if m.distance < ratio * n.distance]
-    src = np.array([kp_s[m.queryIdx].pt for m in good], np.float32).reshape(-1, 2)
-    dst = np.array([kp_t[m.trainIdx].pt for m in good], np.float32).reshape(-1, 2)
-    return src, dst
+    matches = ratio_matches(source_sift.descriptors, target_sift.descriptors, ratio)
+    return source_sift.xy[matches[:, 0]], target_sift.xy[matches[:, 1]]
 
 
 @register_method("sift-ransac")
@@ -193,7 +184,8 @@ def sift_ransac(args: argparse.Namespace) -> Method:
 
 @register_method("ransac-flow")
 def ransac_flow(args: argparse.Namespace) -> Method:
-    """RANSAC-Flow with one homography (the HPatches README's ``--maxCoarse 0``), §1.7 HPatches row.
+    """RANSAC-Flow with one homography (the HPatches README's ``--maxCoarse 0``), the
+    official HPatches settings.
 
     Coarse: deep features when ``--coarse-checkpoint`` is given (ResNet-50 / MoCo), SIFT + our RANSAC
     otherwise. Variants: ``ransac-flow-coarse`` (homography grid) and, with ``--checkpoint``,
@@ -201,13 +193,14 @@ def ransac_flow(args: argparse.Namespace) -> Method:
     lattice; the scorer resamples their offsets to 240×240 with align-corners interpolation (the official
     result script upsamples the 1/8 flow with half-pixel interpolation: a sub-pixel difference).
     """
-    from artdup_jax.app.align import load_weights
-    from artdup_jax.ransac_flow.align import align_pair
+    from artdup_jax.checkpoints import load_weights
     from artdup_jax.ransac_flow.coarse import CoarseConfig
+    from artdup_jax.ransac_flow.inference import align_pair
+    from artdup_jax.ransac_flow.weights import FAMILY as FINE_FAMILY
 
     coarse = "deep" if args.coarse_checkpoint else "sift"
     coarse_variables = load_weights(args.coarse_checkpoint, args.coarse_family) if args.coarse_checkpoint else None
-    fine_variables = load_weights(args.checkpoint, "ransac_flow") if args.checkpoint else None
+    fine_variables = load_weights(args.checkpoint, FINE_FAMILY) if args.checkpoint else None
     config = CoarseConfig(size=args.size, rule="shorter", num_scales=7, scale_ratio=2.0,
                           iterations=int(args.iterations), seed=int(args.seed))
 
@@ -231,24 +224,18 @@ def ransac_flow(args: argparse.Namespace) -> Method:
 # Scoring
 
 
-def _identity_grid(size_hw) -> np.ndarray:
-    h, w = size_hw
-    xs, ys = np.meshgrid(np.linspace(-1, 1, w), np.linspace(-1, 1, h))
-    return np.stack([xs, ys], -1).astype(np.float32)
-
-
 def _resize_grid(grid: np.ndarray, size_hw) -> np.ndarray:
     """Resample a normalised AC grid to another target lattice: its residual to the AC identity is resized
     with align-corners bilinear interpolation (so that lattice points keep their normalised positions) and
     added to the identity of the new size. A method that must reproduce a particular upsampling (RANSAC-Flow
-    resizes its 1/8 residual half-pixel style, ransac_flow.md §2.6) should return a ``grid_fn`` instead."""
+    resizes its 1/8 residual half-pixel style) should return a ``grid_fn`` instead."""
     if tuple(grid.shape[:2]) == tuple(size_hw):
         return grid
     from artdup_jax.geometry.resize import resize_bilinear
 
-    residual = (grid - _identity_grid(grid.shape[:2]))[None].astype(np.float32)
+    residual = (grid - numpy_identity_grid(*grid.shape[:2], np.float32))[None].astype(np.float32)
     resized = np.asarray(resize_bilinear(residual, tuple(size_hw), align_corners=True)[0])
-    return resized + _identity_grid(size_hw)
+    return resized + numpy_identity_grid(*size_hw, np.float32)
 
 
 def rescale_homography(H, from_source_hw, from_target_hw, to_source_hw, to_target_hw) -> np.ndarray:
@@ -288,7 +275,7 @@ def _grid_function(pred: Prediction, pair: hpatches.HPatchesPair, homography_ori
         return lambda out_hw: np.asarray(pred.grid_fn(tuple(out_hw)), np.float32)
     if pred.grid is not None:
         return lambda out_hw: _resize_grid(pred.grid, out_hw)
-    return _identity_grid
+    return lambda out_hw: numpy_identity_grid(*out_hw, np.float32)
 
 
 def score_prediction(pred: Prediction, pair: hpatches.HPatchesPair, processed_source_hw, processed_target_hw,

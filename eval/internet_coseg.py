@@ -1,4 +1,4 @@
-"""Internet co-segmentation / object discovery with SegSwap (segswap.md §4.5): precision P and Jaccard J.
+"""Internet co-segmentation / object discovery with SegSwap: precision P and Jaccard J.
 
   python -m eval.internet_coseg --root DIR [--classes Airplane100 Car100 Horse100]
                                 [--checkpoint hard_mining_neg5.pth|DIR | --random-weights] [--out DIR]
@@ -12,11 +12,11 @@ one).
 
 Per class:
 
-1. Pairwise stage (``discovery.pairwise_stage``): every image resized to ``size``² (PIL bilinear), features once
+1. Pairwise stage (``inference.pairwise_stage``): every image resized to ``size``² (PIL bilinear), features once
    (and of the flipped image, unless ``--no-flip``); all unordered pairs, batches of 32; one-step cycle masks
    ``m1·S(m2, C12)``, ``m2·S(m1, C21)``; directional scores S12, S21 (0 when a cycle mask sums below 1% of the
-   cells); a pair is matchable when max(S12, S21) > 1% of the cells. Flipped results are mapped back correctly
-   (pitfall 9), not as the release does.
+   cells); a pair is matchable when max(S12, S21) > 1% of the cells. Flipped results are mapped back correctly,
+   not as the release does.
 2. Heat maps (``--masks``):
    * ``graph`` (default; the released protocol): ``discovery.discover`` (top-5 partners, vertices of mask > 0.85,
      3-cycle edges with σ per class: Car 5.0, Airplane 0.8, Horse 1.2, leading eigenvector, summed per cell);
@@ -27,11 +27,11 @@ Per class:
      rest background; OpenCV GrabCut, 5 iterations; foreground = definite + probable foreground. An image with no
      positive heat gets an empty mask; when GrabCut cannot run (no background pixels) the initial labels are kept;
    * ``threshold``: heat > 0.6·max (no GrabCut).
-4. Metrics: P = pixel accuracy averaged over every image; J = IoU averaged over images whose ground truth is not
-   empty; per class, then the mean over classes.
+4. Metrics (``artdup_jax.segswap.metrics.coseg_metrics``): P = pixel accuracy averaged over every image; J = IoU
+   averaged over images whose ground truth is not empty; per class, then the mean over classes.
 
 Normalisation: by default images are ImageNet-normalised (the method). ``--release-normalisation`` feeds what the
-release's loader fed (its inverse normalisation of every image, pitfall 6). The report says which.
+release's loader fed (its inverse normalisation of every image, a bug of the release). The report says which.
 
 Writes to ``--out``: ``internet_coseg.json`` (settings, per class P / J / counts and per image), ``internet_coseg.md``
 and ``masks/<Class>/<stem>.png``.
@@ -53,6 +53,15 @@ from PIL import Image
 
 from artdup_jax.data import outputs
 from artdup_jax.data.images import ImageReadError, read_image
+from artdup_jax.segswap.discovery import SIGMA, discover, top_k_pairs
+from artdup_jax.segswap.inference import (
+    collection_features,
+    pairwise_stage,
+    release_inverse_normalisation,
+    resize_rgb,
+)
+from artdup_jax.segswap.metrics import coseg_metrics
+from artdup_jax.segswap.weights import load_segswap
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO_ROOT / "runs" / "eval" / "internet_coseg"
@@ -97,8 +106,6 @@ def class_sigma(name: str, sigma: float | None = None) -> float:
     """σ of a class folder such as ``Car100`` (the release's per-class value), unless ``sigma`` is given."""
     if sigma is not None:
         return float(sigma)
-    from artdup_jax.segswap.discovery import SIGMA
-
     base = re.sub(r"\d+$", "", Path(name).name)
     if base not in SIGMA:
         raise DatasetError(f"no default sigma for class {name!r} (known: {', '.join(SIGMA)}); pass --sigma")
@@ -108,27 +115,9 @@ def class_sigma(name: str, sigma: float | None = None) -> float:
 # ------------------------------------------------------------------------------------------------ metrics
 
 
-def mask_scores(predicted: np.ndarray, truth: np.ndarray) -> tuple[float, float | None]:
-    """``(P, J)``: pixel accuracy, and IoU (None when the ground truth is empty)."""
-    predicted, truth = np.asarray(predicted, bool), np.asarray(truth, bool)
-    if predicted.shape != truth.shape:
-        raise ValueError(f"mask {predicted.shape} and ground truth {truth.shape} differ in size")
-    precision = float(np.mean(predicted == truth))
-    if not truth.any():
-        return precision, None
-    return precision, float(np.sum(predicted & truth) / np.sum(predicted | truth))
-
-
 def evaluate_masks(entries: Sequence[tuple[str, Path, Path]], masks: Sequence[np.ndarray]) -> dict:
     """P over every image, J over images with a non-empty ground truth, and the per-image values."""
-    per_image = []
-    for (name, _, gt_path), mask in zip(entries, masks, strict=True):
-        precision, jaccard = mask_scores(mask, read_mask(gt_path))
-        per_image.append({"image": name, "P": precision, "J": jaccard})
-    jaccards = [r["J"] for r in per_image if r["J"] is not None]
-    return {"P": float(np.mean([r["P"] for r in per_image])),
-            "J": float(np.mean(jaccards)) if jaccards else None,
-            "num_images": len(per_image), "num_with_object": len(jaccards), "per_image": per_image}
+    return coseg_metrics(masks, [read_mask(gt_path) for _, _, gt_path in entries], [name for name, _, _ in entries])
 
 
 # ------------------------------------------------------------------------------------------- heat -> mask
@@ -170,8 +159,6 @@ def threshold_mask(heat: np.ndarray, *, fg_threshold: float = 0.6) -> np.ndarray
 
 def pairwise_heat(stage: dict, num_images: int, top_k: int) -> np.ndarray:
     """``(N, h, w)``: mean one-step cycle mask of each image over its top-k matchable partners."""
-    from artdup_jax.segswap.discovery import top_k_pairs
-
     keep = stage["matchable"]
     pairs = stage["outputs"].pairs[keep]
     chosen = top_k_pairs(pairs, stage["outputs"].scores[keep], num_images, top_k)
@@ -191,10 +178,6 @@ def pairwise_heat(stage: dict, num_images: int, top_k: int) -> np.ndarray:
 def class_heat(variables: dict, images: list[np.ndarray], args: argparse.Namespace,
                sigma: float) -> tuple[np.ndarray, dict]:
     """Heat maps ``(N, h, w)`` of one class and counts for the report."""
-    from artdup_jax.segswap import collection_features
-    from artdup_jax.segswap.discovery import discover, pairwise_stage
-    from artdup_jax.segswap.retrieval import release_inverse_normalisation, resize_rgb
-
     resized = np.stack([resize_rgb(image, (args.size, args.size), Image.Resampling.BILINEAR) for image in images])
     flipped = resized[:, :, ::-1]
     if args.release_normalisation:
@@ -312,8 +295,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in args.classes:  # fail on layout errors before loading anything
             class_entries(Path(args.root) / name)
             class_sigma(name, args.sigma)
-        from artdup_jax.segswap.retrieval import load_segswap
-
         variables = load_segswap(args.checkpoint, seed=args.seed)
         results = run(args, variables)
     except DatasetError as error:

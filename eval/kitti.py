@@ -1,4 +1,4 @@
-"""KITTI 2015 optical-flow evaluation of RANSAC-Flow (ransac_flow.md §4.2).
+"""KITTI 2015 optical-flow evaluation of RANSAC-Flow.
 
   python -m eval.kitti --data DIR [--occ] [--checkpoint FINE] [--coarse-checkpoint MOCO [--coarse-family F]]
                        [--max-pairs N] [--size 800] [--fine-size 650] [--out DIR]
@@ -6,12 +6,12 @@
 ``--data``: the KITTI 2015 root holding ``training/image_2/*_10.png, *_11.png`` and ``training/flow_noc``
 (``flow_occ`` with ``--occ``). Frame 10 is the target, frame 11 the source; the flow is target pixel → source.
 
-Prediction (``eval/ransac_flow_predict.py``, §1.7 KITTI row): coarse stage at shorter side 800 with 3 scales
-(ratio 1.2), 50 000 RANSAC iterations, seed 1000, an unbounded homography loop with KITTI's acceptance rule
-(components of ``match > 0.99`` of at most 1 % of the image removed, a new homography kept iff
-``mean([match > 0.9999] · (1 − explained)) > 0.005``); with ``--checkpoint`` the two-level fine stage (target at
-shorter sides 325 and 650, rounded to multiples of 8). Without ``--coarse-checkpoint`` the coarse stage is
-SIFT; without ``--checkpoint`` only one homography is predicted. The output states which.
+Prediction (``ransac_flow.inference_protocols.predict_kitti``, KITTI's official settings): coarse stage at
+shorter side 800 with 3 scales (ratio 1.2), 50 000 RANSAC iterations, seed 1000, an unbounded homography loop
+with KITTI's acceptance rule (components of ``match > 0.99`` of at most 1 % of the image removed, a new
+homography kept iff ``mean([match > 0.9999] · (1 − explained)) > 0.005``); with ``--checkpoint`` the two-level
+fine stage (target at shorter sides 325 and 650, rounded to multiples of 8). Without ``--coarse-checkpoint`` the
+coarse stage is SIFT; without ``--checkpoint`` only one homography is predicted. The output states which.
 
 Scoring (``getResults.py --multiH --noc --interpolate``): at the original resolution, layers merged at
 ``th = 1.0``, pixels covered by no layer take the flow of the nearest covered pixel; displacement = source
@@ -37,7 +37,9 @@ import numpy as np
 from artdup_jax.data import outputs
 from artdup_jax.data.datasets import kitti
 from artdup_jax.data.images import ImageDownscaledWarning, read_image
+from artdup_jax.geometry.sampling import numpy_identity_grid
 from artdup_jax.ransac_flow import metrics
+from artdup_jax.ransac_flow import inference_protocols
 from eval import ransac_flow_predict as rfp
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -59,12 +61,12 @@ def score_pair(grid: np.ndarray, source_size_hw, gt_flow: np.ndarray, valid: np.
 
 
 def evaluate(args: argparse.Namespace) -> dict:
-    predictor = rfp.build_predictor(args, "kitti")
+    model = rfp.load_model(args, "kitti")
     pairs = list(kitti.iter_kitti_flow_pairs(args.data, occluded=args.occ))
     if args.max_pairs is not None:
         pairs = pairs[: args.max_pairs]
     if not args.quiet:
-        print(f"KITTI 2015 ({'flow_occ' if args.occ else 'flow_noc'}), {len(pairs)} pairs; {predictor.description}",
+        print(f"KITTI 2015 ({'flow_occ' if args.occ else 'flow_noc'}), {len(pairs)} pairs; {model.description}",
               flush=True)
     records = []
     for pair in pairs:
@@ -73,10 +75,10 @@ def evaluate(args: argparse.Namespace) -> dict:
         if gt_flow.shape[:2] != target.shape[:2]:
             raise kitti.KittiLayoutError(f"{pair.flow_path}: ground truth is {gt_flow.shape[:2]}, image "
                                          f"{pair.target_path} is {target.shape[:2]}")
-        prediction = rfp.predict_kitti(predictor, source, target)
+        prediction = inference_protocols.predict_kitti(model.predictor, source, target)
         if prediction is None:
             h, w = target.shape[:2]
-            grid = np.stack(np.meshgrid(np.linspace(-1, 1, w), np.linspace(-1, 1, h)), -1)
+            grid = numpy_identity_grid(h, w)
             record = {"pair": pair.name, "failed": True, "homographies": 0, "seconds": math.nan}
         else:
             grid = prediction.grid
@@ -97,7 +99,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     results = {
         "benchmark": "KITTI 2015 training, " + ("flow_occ (all)" if args.occ else "flow_noc (non-occluded)"),
         "data": str(Path(args.data).resolve()),
-        "model": predictor.as_dict(),
+        "model": model.as_dict(),
         "protocol": "AEPE: per-image mean over GT-valid pixels, then mean over images; Fl-all: pooled over all "
                     "valid pixels, error > 3 px and > 5 % of |GT| (KITTI devkit; not in the official script). "
                     "Layers merged at th = 1.0, uncovered pixels filled from the nearest covered pixel.",

@@ -1,4 +1,4 @@
-"""LTLL cross-domain classification with the discovery score (artminer.md §5.1, Table 2 of the paper).
+"""LTLL cross-domain classification with the discovery score (Table 2 of the ArtMiner paper).
 
   python -m eval.ltll --images DIR [--labels ltllLabel.json] [--split test|val]
                       [--checkpoint ltllModel.pth | resnet18.pth | --random-weights] [--out DIR]
@@ -95,7 +95,7 @@ def top1_accuracy(labels: LtllLabels, queries: Sequence[str], rankings: Sequence
 
 def discovery_scores(variables, query_paths: Sequence[str], database_paths: Sequence[str], config) -> np.ndarray:
     """``(Q, N)`` one-directional discovery scores, each query the reference (features once per image)."""
-    from artdup_jax.artminer.discovery import extract_features, score_pairs
+    from artdup_jax.artminer.inference import extract_features, score_pairs
 
     paths = list(dict.fromkeys(list(query_paths) + list(database_paths)))
     bank, unreadable = extract_features(variables, paths, config)
@@ -130,8 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from artdup_jax.artminer import init_variables, load_weights
-    from artdup_jax.artminer.discovery import DiscoveryConfig
+    from artdup_jax.artminer.inference import DiscoveryConfig, init_variables, load_weights
 
     args = build_parser().parse_args(argv)
     try:

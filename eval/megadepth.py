@@ -1,4 +1,4 @@
-"""MegaDepth-1600 and RobotCar sparse-correspondence evaluation of RANSAC-Flow (ransac_flow.md §4.3).
+"""MegaDepth-1600 and RobotCar sparse-correspondence evaluation of RANSAC-Flow.
 
   python -m eval.megadepth --data IMAGE_DIR --csv test1600Pairs.csv [--robotcar] [--checkpoint FINE]
                            [--coarse-checkpoint MOCO [--coarse-family F]] [--max-pairs N] [--size 480] [--out DIR]
@@ -7,10 +7,11 @@
 ``DATA/<scene>/<name>`` (``DATA/<name>`` when the scene is ``/``). ``--csv``: ``test1600Pairs.csv`` or
 ``test6511.csv`` (columns ``scene, source_image, target_image, XA, YA, XB, YB``; A = source).
 
-Prediction (``eval/ransac_flow_predict.py``, §1.7 MegaDepth/RobotCar row): shorter side 480 (floored to 16),
-7 source scales (ratio 2), 10 000 RANSAC iterations, up to 11 homographies, region threshold 0.01, mutual NN
-computed once and masked afterwards; merge at matchability ``>= 0.95``. Without ``--coarse-checkpoint`` the
-coarse stage is SIFT; without ``--checkpoint`` only one homography is predicted (the output states which).
+Prediction (``ransac_flow.inference_protocols.predict_pair``, the official settings): shorter side 480 (floored
+to 16), 7 source scales (ratio 2), 10 000 RANSAC iterations, up to 11 homographies, region threshold 0.01,
+mutual NN computed once and masked afterwards; merge at matchability ``>= 0.95``. Without
+``--coarse-checkpoint`` the coarse stage is SIFT; without ``--checkpoint`` only one homography is predicted (the
+output states which).
 
 Scoring (``getResults.py --multiH``, ``matchabilityTH = 0``): both images resized to shorter side 480 floored
 to 16 (``--size`` changes this resolution too, so pixel thresholds then refer to that size), keypoints scaled by
@@ -37,6 +38,7 @@ from artdup_jax.data import outputs
 from artdup_jax.data.datasets import megadepth
 from artdup_jax.data.images import ImageDownscaledWarning, read_image
 from artdup_jax.ransac_flow import metrics
+from artdup_jax.ransac_flow import inference_protocols
 from eval import ransac_flow_predict as rfp
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -52,20 +54,20 @@ def _read(path) -> np.ndarray:
 
 def evaluate(args: argparse.Namespace) -> dict:
     benchmark = "robotcar" if args.robotcar else "megadepth"
-    predictor = rfp.build_predictor(args, benchmark)
-    size = predictor.settings.coarse.size
+    model = rfp.load_model(args, benchmark)
+    size = model.predictor.settings.coarse.size
     pairs = list(megadepth.iter_sparse_pairs(args.csv, args.data))
     if args.max_pairs is not None:
         pairs = pairs[: args.max_pairs]
     if not args.quiet:
-        print(f"{benchmark}: {len(pairs)} pairs; {predictor.description}", flush=True)
+        print(f"{benchmark}: {len(pairs)} pairs; {model.description}", flush=True)
     thresholds = metrics.SPARSE_PCK_THRESHOLDS
     records, all_counts, all_totals = [], [], []
     for pair in pairs:
         source, target = _read(pair.source_path), _read(pair.target_path)
         prepared = megadepth.prepare_pair(pair, megadepth=not args.robotcar, min_size=size,
                                           source_size_hw=source.shape[:2], target_size_hw=target.shape[:2])
-        prediction = rfp.predict_pair(predictor, source, target)
+        prediction = inference_protocols.predict_pair(model.predictor, source, target)
         n = len(prepared["source_xy"])
         record = {"pair": pair.index, "scene": pair.scene, "source": pair.source_path.name,
                   "target": pair.target_path.name, "points": n, "points_in_csv": len(pair.source_xy),
@@ -101,7 +103,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         "benchmark": "RobotCar" if args.robotcar else "MegaDepth",
         "csv": str(Path(args.csv).resolve()),
         "data": str(Path(args.data).resolve()),
-        "model": predictor.as_dict(),
+        "model": model.as_dict(),
         "evaluation_size": f"shorter side {size}, floored to 16",
         "protocol": "sparse PCK: keypoints scaled to the evaluation size" +
                     ("" if args.robotcar else ", points outside either image dropped") +

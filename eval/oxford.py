@@ -1,4 +1,4 @@
-"""Oxford5K retrieval: readers, ranked lists and AP (artminer.md §5.2, Table 2 of the paper).
+"""Oxford5K retrieval: readers, ranked lists and AP (Table 2 of the ArtMiner paper).
 
   python -m eval.oxford --images DIR [--annotations OxfordTestBB.json | --gt-dir gt_files/]
                         [--checkpoint oxfordModel.pth | resnet18.pth | --random-weights] [--out DIR]
@@ -19,7 +19,7 @@ Two APs over a ranked list of database names (one name a line in ranked-list fil
 * ``artminer_ap``: what ``dataset_discovery.py`` / ``oxford_retrieval.py`` report: the mean of the precisions at
   the ranks of the positives (non-interpolated, junk counted as negatives).
 
-Protocol of the release (§5.2): the query *box* is the discovery reference (longer side 25 cells, 5 context
+Protocol of the release: the query *box* is the discovery reference (longer side 25 cells, 5 context
 cells added then removed, no saliency, Hough, 1000 iterations), every database image is scored one-directionally
 and sorted stably; mAP over the 55 queries (README: ImageNet 85.0, Oxford-trained 85.7, with ``artminer_ap``).
 """
@@ -198,7 +198,7 @@ def evaluate(benchmark: OxfordBenchmark, rankings: Sequence[Sequence[str]]) -> d
 def box_query_scores(variables, queries: Sequence[tuple[str, Sequence[float]]], database_paths: Sequence[str],
                      config) -> np.ndarray:
     """``(Q, N)`` one-directional discovery scores with each query box as the reference (unreadable: 0)."""
-    from artdup_jax.artminer.rerank import box_discovery_scores
+    from artdup_jax.artminer.inference import box_discovery_scores
 
     found = box_discovery_scores(variables, queries, database_paths, config)
     for path, error in found.unreadable:
@@ -224,8 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from artdup_jax.artminer import init_variables, load_weights
-    from artdup_jax.artminer.discovery import DiscoveryConfig
+    from artdup_jax.artminer.inference import DiscoveryConfig, init_variables, load_weights
     from eval.ltll import discovery_scores
 
     args = build_parser().parse_args(argv)

@@ -1,4 +1,4 @@
-"""Place recognition by re-ranking retrieval candidates with the SegSwap pair score (segswap.md §4.4): recall@N.
+"""Place recognition by re-ranking retrieval candidates with the SegSwap pair score: recall@N.
 
   python -m eval.place_rerank LISTS.json [--checkpoint hard_mining_neg5.pth|DIR | --random-weights] [--out DIR]
                               [--top-k 100] [--size 640 480] [--recall-at 1 5 10 100] [--release-normalisation]
@@ -20,13 +20,14 @@
 Protocol: every image resized to W×H = 640×480 (PIL bilinear) → 40×30 cells. Query: prior all ones refined by the
 self-pair cycle mask, region P = every cell. The first ``--top-k`` (100) candidates are scored with S(query,
 candidate) (batches of 32) and reordered by decreasing score (ties keep the baseline order); candidates after them
-keep their places. Recall@N: a query is correct when one of its first N candidates lies within ``distance_m`` (UTM,
-``<=``). With ``nms_group`` g, the ranking first keeps only the first candidate of each group ``index // g``
-("spatial NMS", as the release does for Tokyo). When a list holds fewer than N entries, all are used.
+keep their places. Recall@N (``artdup_jax.segswap.metrics.recall_at``): a query is correct when one of its first N
+candidates lies within ``distance_m`` (UTM, ``<=``). With ``nms_group`` g, the ranking first keeps only the first
+candidate of each group ``index // g`` ("spatial NMS", as the release does for Tokyo). When a list holds fewer than
+N entries, all are used.
 Candidate features are kept in an LRU cache of ``--cache-gb`` (the release re-encodes them for every query).
 
 Normalisation: by default both query and database are ImageNet-normalised (the method); ``--release-normalisation``
-feeds the database what the release's loader fed (its inverse normalisation, pitfall 6).
+feeds the database what the release's loader fed (its inverse normalisation, a bug of the release).
 
 Writes to ``--out``: ``place_rerank.json`` (settings, recall@N of the baseline and of the re-ranking, per-query
 re-ranked lists) and ``place_rerank.md``.
@@ -44,14 +45,26 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+from PIL import Image
 
 from artdup_jax.data import outputs
 from artdup_jax.data.images import ImageReadError, read_image
+from artdup_jax.segswap.inference import (
+    collection_features,
+    extract_features,
+    refine_prior,
+    release_inverse_normalisation,
+    resize_rgb,
+    score_against_collection,
+)
+from artdup_jax.segswap.metrics import RECALL_AT, recall_at
+from artdup_jax.segswap.weights import load_segswap
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO_ROOT / "runs" / "eval" / "place_rerank"
-RECALL_AT = (1, 5, 10, 100)
 
 
 class ListsError(ValueError):
@@ -145,7 +158,7 @@ def lists_from_release(query_list: Sequence[str], query_utm: np.ndarray, databas
     return document
 
 
-# ------------------------------------------------------------------------------------------------ metrics
+# ---------------------------------------------------------------------------------------------- re-ranking
 
 
 def rerank(candidates: np.ndarray, scores: np.ndarray, top_k: int = 100) -> np.ndarray:
@@ -156,29 +169,6 @@ def rerank(candidates: np.ndarray, scores: np.ndarray, top_k: int = 100) -> np.n
         raise ValueError(f"{len(scores)} scores for {len(head)} candidates")
     return np.concatenate([head[np.argsort(-scores, kind="stable")], np.asarray(candidates)[top_k:]])
 
-
-def spatial_nms(ranking: np.ndarray, group: int | None) -> np.ndarray:
-    """Only the first candidate of each place ``index // group`` (no change when ``group`` is None)."""
-    ranking = np.asarray(ranking)
-    if not group:
-        return ranking
-    _, first = np.unique(ranking // group, return_index=True)
-    return ranking[np.sort(first)]
-
-
-def recall_at(rankings: Sequence[np.ndarray], query_utm: np.ndarray, database_utm: np.ndarray,
-              ns: Sequence[int] = RECALL_AT, *, distance_m: float = 25.0, nms_group: int | None = None) -> dict:
-    """``{N: fraction of queries with a candidate within distance_m among their first N}``."""
-    hits = {n: [] for n in ns}
-    for ranking, utm in zip(rankings, query_utm, strict=True):
-        ranking = spatial_nms(ranking, nms_group)
-        close = np.linalg.norm(database_utm[ranking] - utm, axis=1) <= distance_m
-        for n in ns:
-            hits[n].append(bool(close[:n].any()))
-    return {n: float(np.mean(v)) if v else 0.0 for n, v in hits.items()}
-
-
-# ---------------------------------------------------------------------------------------------- re-ranking
 
 Scorer = Callable[[int, np.ndarray], np.ndarray]  # (query index, candidate indices) -> scores
 
@@ -208,13 +198,6 @@ def evaluate(lists: PlaceLists, scorer: Scorer, *, top_k: int = 100, ns: Sequenc
 def segswap_scorer(variables: dict, lists: PlaceLists, *, size_wh: tuple[int, int] = (640, 480),
                    batch_size: int = 32, cache_gb: float = 4.0, release_normalisation: bool = False) -> Scorer:
     """S(query, candidate) with the self-pair-refined all-ones prior (module docstring)."""
-    import jax
-    import jax.numpy as jnp
-    from PIL import Image
-
-    from artdup_jax.segswap import collection_features, extract_features, score_against_collection
-    from artdup_jax.segswap.retrieval import refine_prior, release_inverse_normalisation, resize_rgb
-
     variables = jax.device_put(variables)
     cells = (size_wh[1] // 16, size_wh[0] // 16)
     capacity = max(1, int(cache_gb * 2**30 // (cells[0] * cells[1] * 1024 * 4)))
@@ -306,8 +289,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         lists = read_lists(args.lists)
-        from artdup_jax.segswap.retrieval import load_segswap
-
         results = run(args, load_segswap(args.checkpoint, seed=args.seed), lists)
     except ListsError as error:
         print(f"error: {error}", file=sys.stderr)

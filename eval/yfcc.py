@@ -1,4 +1,4 @@
-"""YFCC100M two-view geometry evaluation of RANSAC-Flow (ransac_flow.md §4.4): relative-pose accuracy / "mAP".
+"""YFCC100M two-view geometry evaluation of RANSAC-Flow: relative-pose accuracy / "mAP".
 
   python -m eval.yfcc --data IMAGES_DIR --pairs PAIRS_DIR [--scenes S ...] [--rotations] [--mask-dir DIR]
                       [--checkpoint FINE] [--coarse-checkpoint MOCO [--coarse-family F]] [--max-pairs N]
@@ -8,9 +8,9 @@
 list; ``--pairs``: the folder with ``<scene>-te-1000-pairs.pkl`` (the release's ``data/YFCC/pairs``).
 Source = ``pair[0]``, target = ``pair[1]``.
 
-Prediction (``eval/ransac_flow_predict.py``, §1.7 YFCC row): shorter side 480, 7 scales (ratio 2), 10 000
-RANSAC iterations, target features masked *before* mutual NN, up to 11 homographies, region threshold 0.01,
-merge at matchability ``>= 0.95``. Optional parts of the reference run:
+Prediction (``ransac_flow.inference_protocols.predict_pair``, YFCC's official settings): shorter side 480,
+7 scales (ratio 2), 10 000 RANSAC iterations, target features masked *before* mutual NN, up to 11 homographies,
+region threshold 0.01, merge at matchability ``>= 0.95``. Optional parts of the reference run:
 
 * ``--rotations``: the target is tried at 0/90/180/270° (counter-clockwise, canvas expanded) and the rotation
   whose first coarse homography has the most inliers is kept (off by default). With the SIFT coarse stage the
@@ -48,6 +48,7 @@ from artdup_jax.data import outputs
 from artdup_jax.data.datasets import yfcc
 from artdup_jax.data.images import ImageDownscaledWarning, read_image
 from artdup_jax.ransac_flow import metrics
+from artdup_jax.ransac_flow import inference_protocols
 from eval import ransac_flow_predict as rfp
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -84,7 +85,7 @@ def read_mask(path: Path, size_hw) -> np.ndarray:
     return mask
 
 
-def pose_of_prediction(prediction: rfp.Prediction, pair: yfcc.YFCCPair, *, match_threshold: float,
+def pose_of_prediction(prediction: inference_protocols.Prediction, pair: yfcc.YFCCPair, *, match_threshold: float,
                        ransac_threshold: float):
     """Dense matches of the merged prediction → ``(error_deg, R_error, t_error, num_matches, pose)``; ``pose`` is
     the estimated ``(R, t)`` (camera A → B) or None."""
@@ -111,7 +112,7 @@ def _summary(errors) -> dict:
 
 
 def evaluate(args: argparse.Namespace) -> dict:
-    predictor = rfp.build_predictor(args, "yfcc")
+    model = rfp.load_model(args, "yfcc")
     scenes = args.scenes or None
     pairs = []
     per_scene_taken: dict[str, int] = {}
@@ -125,12 +126,13 @@ def evaluate(args: argparse.Namespace) -> dict:
         raise yfcc.YFCCLayoutError(f"{mask_dir}: mask folder not found")
     rotations = (0, 90, 180, 270) if args.rotations else (0,)
     if not args.quiet:
-        print(f"YFCC: {len(pairs)} pairs ({', '.join(per_scene_taken)}); {predictor.description}", flush=True)
+        print(f"YFCC: {len(pairs)} pairs ({', '.join(per_scene_taken)}); {model.description}", flush=True)
     records = []
     for pair in pairs:
         source, target = _read(pair.source_path), _read(pair.target_path)
         foreground = read_mask(mask_path(mask_dir, pair), target.shape[:2]) if mask_dir is not None else None
-        prediction = rfp.predict_pair(predictor, source, target, foreground=foreground, rotations=rotations)
+        prediction = inference_protocols.predict_pair(model.predictor, source, target, foreground=foreground,
+                                                      rotations=rotations)
         record = {"scene": pair.scene, "pair": pair.index, "source": pair.source_path.name,
                   "target": pair.target_path.name, "failed": prediction is None}
         if prediction is None:
@@ -153,7 +155,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         "benchmark": "YFCC100M (OANet test pairs), relative pose",
         "data": str(Path(args.data).resolve()),
         "pairs_dir": str(Path(args.pairs).resolve()),
-        "model": predictor.as_dict(),
+        "model": model.as_dict(),
         "foreground": (f"masks from {mask_dir}" if mask_dir is not None
                        else "all pixels (no segmentation network; no --mask-dir)"),
         "rotation_trial": bool(args.rotations),

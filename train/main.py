@@ -21,8 +21,10 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # Orbax logs every save step at INFO
     mesh_lib.maybe_initialize_distributed()  # before any other JAX call
     from artdup_jax.training import loop
+    from train.tasks import get_task
 
-    report = loop.train(_CONFIG.value, _WORKDIR.value)
+    config = _CONFIG.value
+    report = loop.train(config, _WORKDIR.value, get_task(config.task))
     print(f"done: {report['steps']} steps on {report['devices']} device(s) in {report['wall_seconds']} s; "
           f"report in {_WORKDIR.value}/report.json")
 

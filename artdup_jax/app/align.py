@@ -1,41 +1,149 @@
-"""Align images with RANSAC-Flow and write what a user looks at.
+"""``artdup align`` and ``artdup align-group``: RANSAC-Flow alignment of one pair, or of a folder onto one image.
 
-  python -m artdup_jax.app.align --source A.png --target B.png --out DIR [--checkpoint FINE] [--coarse-checkpoint RESNET]
-  python -m artdup_jax.app.align --reference REF.png --group FOLDER --out DIR ...        (align every image to REF)
-  python -m artdup_jax.app.align --source A --target B --texture-transfer --out DIR        (A's appearance on B's geometry)
+    settings = AlignSettings(size=400)                         # SIFT coarse stage, no weights needed
+    pair = align_images("copy.jpg", "original.jpg", "runs/align", settings)
+    group = align_group("original.jpg", "copies/", "runs/group", settings)
 
-Coarse stage: ``--coarse deep`` (default when --coarse-checkpoint is given: ResNet-50 / MoCo weights, a .pth
-or a converted directory), ``sift`` (default otherwise: OpenCV SIFT + our RANSAC, no weights needed) or
-``identity``. Fine stage: only with ``--checkpoint`` (a released RANSAC-Flow .pth, a converted directory or
-a training workdir). Per pair: coarse.png, fine.png (when refined), blend.png (50/50 with the target),
-blink.gif, flow.npy ((H, W, 2) source-pixel displacement), matchability.png, summary.json.
+Coarse stage: ``coarse="deep"`` (the default when ``coarse_checkpoint`` is given: ResNet-50 / MoCo weights, a
+.pth or a converted folder), ``"sift"`` (the default otherwise) or ``"identity"``. Fine stage: only with
+``checkpoint`` (a released RANSAC-Flow .pth, a converted folder or a training workdir). Per pair the output
+folder holds coarse.png, fine.png (when refined), blend.png (50/50 with the target), blink.gif, flow.npy
+((H, W, 2) source-pixel positions), matchability.png and summary.json.
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
-import sys
+import warnings
 
 import numpy as np
 
+from artdup_jax.checkpoints import load_weights
 from artdup_jax.data import outputs
+from artdup_jax.data.folders import image_files
 from artdup_jax.data.images import ImageReadError, read_image
+from artdup_jax.geometry.sampling import numpy_identity_grid
 from artdup_jax.ransac_flow import coarse as coarse_lib
-from artdup_jax.ransac_flow.align import Alignment, align_pair
+from artdup_jax.ransac_flow.inference import Alignment, align_pair
+from artdup_jax.ransac_flow.weights import FAMILY as FINE_FAMILY
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".ppm", ".tif", ".tiff", ".bmp", ".webp")
+
+class AlignmentError(ValueError):
+    """A pair that could not be aligned, or a group none of whose images could; one line."""
 
 
-def load_weights(path: str, family: str) -> dict:
-    """A PyTorch ``.pth`` (converted on the fly), a converted directory, or a training workdir."""
-    import artdup_jax.convert  # noqa: F401  (registers every family)
-    from artdup_jax.checkpoints import load_weights as resolve
+@dataclasses.dataclass(frozen=True)
+class AlignSettings:
+    """The options of ``artdup align`` / ``align-group`` (defaults: the release's quick-start settings)."""
 
-    return resolve(path, family)
+    checkpoint: str | None = None  # fine network: .pth, converted folder or training workdir
+    coarse_checkpoint: str | None = None  # ResNet-50 (torchvision) or MoCo weights
+    coarse_family: str = "resnet50"
+    coarse: str | None = None  # "deep", "sift" or "identity"; None: deep with coarse_checkpoint, else sift
+    size: int = coarse_lib.QUICK_START.size
+    rule: str = coarse_lib.QUICK_START.rule
+    scales: int = coarse_lib.QUICK_START.num_scales
+    scale_ratio: float = coarse_lib.QUICK_START.scale_ratio
+    iterations: int = 10_000
+    max_homographies: int = 1
+    texture_transfer: bool = False
+    seed: int = 0
+
+    @property
+    def coarse_method(self) -> str:
+        return self.coarse or ("deep" if self.coarse_checkpoint else "sift")
+
+    def coarse_config(self) -> coarse_lib.CoarseConfig:
+        return dataclasses.replace(coarse_lib.QUICK_START, size=self.size, rule=self.rule, num_scales=self.scales,
+                                   scale_ratio=self.scale_ratio, iterations=self.iterations, seed=self.seed,
+                                   mask_mode="before" if self.rule == "longer" else "after")
+
+
+@dataclasses.dataclass
+class PairAlignment:
+    """One aligned pair: where its outputs are, what ``summary.json`` says, and the alignment itself."""
+
+    source: str
+    target: str
+    out_dir: str
+    summary: dict
+    alignment: Alignment
+
+
+@dataclasses.dataclass
+class GroupAlignment:
+    """Every image of ``folder`` aligned onto ``reference``; ``failed``: path -> reason; ``skipped``: the
+    folder's entries that are not image files, as ``(name, reason)``."""
+
+    reference: str
+    folder: str
+    out_dir: str
+    aligned: list[PairAlignment]
+    failed: dict[str, str]
+    skipped: list[tuple[str, str]]
+
+
+class _Aligner:
+    """The weights and settings of a run, loaded once for every pair."""
+
+    def __init__(self, settings: AlignSettings):
+        self.settings = settings
+        self.config = settings.coarse_config()
+        deep = settings.coarse_method == "deep"
+        self.coarse_variables = load_weights(settings.coarse_checkpoint, settings.coarse_family) if deep else None
+        self.fine_variables = load_weights(settings.checkpoint, FINE_FAMILY) if settings.checkpoint else None
+
+    def __call__(self, source_path: str, target_path: str, out_dir: str) -> PairAlignment:
+        source, target = read_image(source_path), read_image(target_path)
+        try:
+            alignment = align_pair(source, target, coarse=self.settings.coarse_method,
+                                   coarse_variables=self.coarse_variables, fine_variables=self.fine_variables,
+                                   config=self.config, max_homographies=self.settings.max_homographies)
+        except ValueError as error:  # e.g. no homography: say which pair
+            raise AlignmentError(f"{source_path} onto {target_path}: {error}") from None
+        summary = write_alignment(alignment, out_dir, texture_transfer=self.settings.texture_transfer)
+        return PairAlignment(source_path, target_path, os.path.abspath(out_dir), summary, alignment)
+
+
+def align_images(source: str, target: str, out: str, settings: AlignSettings = AlignSettings()) -> PairAlignment:
+    """Aligns ``source`` onto ``target`` and writes the outputs to ``out``."""
+    return _Aligner(settings)(source, target, out)
+
+
+def align_group(reference: str, folder: str, out: str, settings: AlignSettings = AlignSettings()) -> GroupAlignment:
+    """Aligns every image of ``folder`` (but ``reference``) onto ``reference``, one sub-folder each, and writes
+    the averages before and after alignment and ``group.json``. An image that cannot be read or aligned is a
+    one-line warning and an entry of ``failed``; none aligned at all is an ``AlignmentError``."""
+    paths, skipped = image_files(folder)
+    read_image(reference)  # an unusable reference: one error, not one per image
+    aligner = _Aligner(settings)
+    aligned, failed, before, after = [], {}, [], []
+    for path in paths:
+        if os.path.abspath(path) == os.path.abspath(reference):
+            continue
+        name = os.path.splitext(os.path.basename(path))[0]
+        try:
+            pair = aligner(path, reference, os.path.join(out, name))
+        except (ImageReadError, ValueError) as error:
+            reason = str(error).replace(reference, os.path.basename(reference))
+            failed[path] = reason if reason.startswith(path) else f"{path}: {reason}"
+            warnings.warn(failed[path], stacklevel=2)
+            continue
+        height, width = pair.alignment.target.shape[:2]
+        before.append(pair.alignment.warp(numpy_identity_grid(height, width, np.float32)))
+        after.append(pair.alignment.warp())
+        aligned.append(pair)
+    if not aligned:
+        raise AlignmentError(f"{folder}: no image of the group could be aligned onto {reference}")
+    outputs.save_image(os.path.join(out, "average_before.png"), np.mean(before, axis=0))
+    outputs.save_image(os.path.join(out, "average_after.png"), np.mean(after, axis=0))
+    outputs.save_json(os.path.join(out, "group.json"), {"aligned": len(aligned), "failed": failed})
+    return GroupAlignment(reference, folder, os.path.abspath(out), aligned, failed, skipped)
 
 
 def write_alignment(alignment: Alignment, out_dir: str, *, texture_transfer: bool = False) -> dict:
+    """Writes one pair's images, flow and ``summary.json`` to ``out_dir``; returns the summary."""
     coarse = alignment.warp(alignment.coarse_grid)
     final = alignment.warp()
     target = alignment.target
@@ -60,98 +168,3 @@ def write_alignment(alignment: Alignment, out_dir: str, *, texture_transfer: boo
     }
     outputs.save_json(os.path.join(out_dir, "summary.json"), summary)
     return summary
-
-
-def _images_in(folder: str) -> list[str]:
-    names = sorted(n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS))
-    if not names:
-        raise SystemExit(f"error: no images ({', '.join(IMAGE_EXTENSIONS)}) in {folder}")
-    return [os.path.join(folder, n) for n in names]
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m artdup_jax.app.align", description=__doc__.split("\n")[0])
-    parser.add_argument("--source")
-    parser.add_argument("--target")
-    parser.add_argument("--reference", help="group mode: the image every other one is aligned to")
-    parser.add_argument("--group", help="group mode: a folder of images")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--checkpoint", help="fine network: .pth, converted directory or training workdir")
-    parser.add_argument("--coarse-checkpoint", help="ResNet-50 (torchvision) or MoCo .pth, or converted dir")
-    parser.add_argument("--coarse-family", default="resnet50", choices=["resnet50", "moco_resnet50"])
-    parser.add_argument("--coarse", choices=coarse_lib_methods(), default=None)
-    parser.add_argument("--size", type=int, default=400, help="resize target side (quick-start default 400)")
-    parser.add_argument("--rule", choices=["longer", "shorter"], default="longer")
-    parser.add_argument("--scales", type=int, default=7)
-    parser.add_argument("--scale-ratio", type=float, default=1.2)
-    parser.add_argument("--iterations", type=int, default=10_000)
-    parser.add_argument("--max-homographies", type=int, default=1)
-    parser.add_argument("--texture-transfer", action="store_true")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-
-    group_mode = args.group is not None
-    if group_mode == (args.source is not None) or (group_mode and not args.reference) or (
-            not group_mode and not args.target):
-        parser.error("give --source and --target, or --reference and --group")
-    coarse = args.coarse or ("deep" if args.coarse_checkpoint else "sift")
-    coarse_variables = load_weights(args.coarse_checkpoint, args.coarse_family) if coarse == "deep" else None
-    fine_variables = load_weights(args.checkpoint, "ransac_flow") if args.checkpoint else None
-    config = coarse_lib.CoarseConfig(size=args.size, rule=args.rule, num_scales=args.scales,
-                                     scale_ratio=args.scale_ratio, iterations=args.iterations, seed=args.seed,
-                                     mask_mode="before" if args.rule == "longer" else "after")
-
-    def run(source_path, target_path, out_dir):
-        source, target = read_image(source_path), read_image(target_path)
-        try:
-            alignment = align_pair(source, target, coarse=coarse, coarse_variables=coarse_variables,
-                                   fine_variables=fine_variables, config=config,
-                                   max_homographies=args.max_homographies)
-        except ValueError as error:  # e.g. no homography: say which pair
-            raise ValueError(f"{source_path} onto {target_path}: {error}") from None
-        return alignment, write_alignment(alignment, out_dir, texture_transfer=args.texture_transfer)
-
-    try:
-        if not group_mode:
-            _, summary = run(args.source, args.target, args.out)
-            print(f"aligned {args.source} onto {args.target}: {len(summary['homographies'])} homography(ies), "
-                  f"fine={summary['fine']}; results in {os.path.abspath(args.out)}")
-            return 0
-        before, after, failures = [], [], {}
-        read_image(args.reference)  # an unusable reference: one error, not one per image
-        for path in _images_in(args.group):
-            if os.path.abspath(path) == os.path.abspath(args.reference):
-                continue
-            name = os.path.splitext(os.path.basename(path))[0]
-            try:
-                alignment, _ = run(path, args.reference, os.path.join(args.out, name))
-            except (ImageReadError, ValueError) as error:
-                reason = str(error).replace(args.reference, os.path.basename(args.reference))
-                failures[path] = reason if reason.startswith(path) else f"{path}: {reason}"
-                print(f"warning: {failures[path]}", file=sys.stderr)
-                continue
-            identity = np.stack(np.meshgrid(np.linspace(-1, 1, alignment.target.shape[1]),
-                                            np.linspace(-1, 1, alignment.target.shape[0])), axis=-1)
-            before.append(alignment.warp(identity.astype(np.float32)))
-            after.append(alignment.warp())
-        if not after:
-            raise SystemExit("error: no image of the group could be aligned")
-        outputs.save_image(os.path.join(args.out, "average_before.png"), np.mean(before, axis=0))
-        outputs.save_image(os.path.join(args.out, "average_after.png"), np.mean(after, axis=0))
-        outputs.save_json(os.path.join(args.out, "group.json"), {"aligned": len(after), "failed": failures})
-        print(f"aligned {len(after)} image(s) to {args.reference} ({len(failures)} failed); "
-              f"averages in {os.path.abspath(args.out)}")
-        return 0
-    except (ImageReadError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-
-
-def coarse_lib_methods():
-    from artdup_jax.ransac_flow.align import COARSE_METHODS
-
-    return list(COARSE_METHODS)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,18 +1,18 @@
-"""Discovery over an image folder: groups of images sharing a region, with the regions (artminer.md §4).
+"""``artdup discover``: groups of a folder's images that share a region, with the regions (ArtMiner).
 
-  python -m artdup_jax.app.discover FOLDER [--checkpoint X.pth|DIR | --random-weights] [--top-k K] [--exhaustive]
-                          [--out DIR] [--threshold T] [--reference-cells 40] [--margin 3] [--scales 80 74 ...]
-                          [--iterations 1000] [--no-saliency] [--resample nearest] [--seed 0]
+    run = discover_folder("collection/", "runs/discover", DiscoveryConfig(), checkpoint="ltllModel.pth")
+    run.document["groups"]      # each group's images, their matched regions in original pixels, its pairs
 
-Features are computed once per image; candidate pairs come from the regional global descriptor (each image's
-``--top-k`` nearest, so about N k pairs) or, with ``--exhaustive``, every pair; each candidate is scored in
-both directions (the larger kept) in batches; pairs above ``--threshold`` are linked and connected components of
-at least ``--min-group-images`` images are groups (§4.7). Files with an image extension that cannot be read
-are listed in the output and skipped; the rest continues.
+Features are computed once per image (and kept in ``cache``, by default ``OUT/cache``, so a re-run or an
+interrupted run reads them); candidate pairs come from the regional global descriptor (each image's
+``top_k`` nearest, so about N k pairs) or, with ``exhaustive``, every pair; each candidate is scored in both
+directions (the larger kept) in batches; pairs above ``threshold`` are linked and connected components of at
+least ``min_group_images`` images are groups. Files with an image extension that cannot be read are listed
+and skipped; the rest continues.
 
-Writes to ``--out``: ``discovery.json`` (settings, unreadable files, groups with every image's matched regions
-in original pixels, the pairs of each group, region groups, the highest-scoring pairs) and ``index.html`` with
-``thumbs/`` (each group's images, regions outlined).
+Writes ``out/discovery.json`` (settings, unreadable files, groups with every image's matched regions in original
+pixels, the pairs of each group, region groups, the highest-scoring pairs); ``reports.discovery_report`` makes
+its HTML page from the returned ``DiscoveryRun``.
 
 ``planted_metrics`` scores groups against known ones (synthetic collections): pair-level precision / recall of
 the thresholded pairs and co-membership precision / recall of the groups.
@@ -20,30 +20,51 @@ the thresholded pairs and co-membership precision / recall of the groups.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import itertools
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from artdup_jax.artminer import FeatureCache, init_variables, load_weights
+from artdup_jax.artminer.discovery import DiscoveryConfig, discover
 from artdup_jax.data import outputs
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = REPO_ROOT / "runs" / "eval" / "discover"
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".ppm", ".webp", ".gif")
+from artdup_jax.data.folders import image_files
 
 
-def collection_files(folder: str | os.PathLike) -> list[str]:
-    """Sorted file names in ``folder`` with an image extension (hidden files skipped)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: no such folder")
-    return sorted(n for n in os.listdir(folder)
-                  if not n.startswith(".") and n.lower().endswith(IMAGE_EXTENSIONS) and (folder / n).is_file())
+@dataclasses.dataclass
+class DiscoveryRun:
+    """A finished ``discover_folder``: the JSON document it wrote, where, and how the feature cache served it."""
+
+    folder: str
+    out_dir: str
+    document: dict
+    skipped: list[tuple[str, str]]  # the folder's entries that are not image files: (name, reason)
+    cache_dir: str
+    maps_loaded: int
+    maps_computed: int
+
+
+def discover_folder(folder: str | os.PathLike, out: str | os.PathLike, config: DiscoveryConfig = DiscoveryConfig(),
+                    *, checkpoint: str | None = None, cache: str | None = None) -> DiscoveryRun:
+    """ArtMiner discovery over ``folder``'s images (``checkpoint``: ArtMiner weights; None: random weights
+    from ``config.seed``, a smoke test only); writes ``out/discovery.json``."""
+    variables = load_weights(checkpoint) if checkpoint else init_variables(config.seed)
+    paths, skipped = image_files(folder)
+    start = time.perf_counter()
+    cache_dir = cache or os.fspath(Path(out) / "cache")
+    feature_cache = FeatureCache(variables, resample=config.resample, max_batch=config.max_batch, directory=cache_dir)
+    result = discover(variables, paths, config, cache=feature_cache)
+    seconds = time.perf_counter() - start
+    settings = {**dataclasses.asdict(config), "scales": list(config.scales), "checkpoint": checkpoint,
+                "random_weights": checkpoint is None}
+    document = result_json(result, folder, settings, seconds, skipped=[name for name, _ in skipped])
+    outputs.save_json(os.fspath(Path(out) / "discovery.json"), document)
+    return DiscoveryRun(os.fspath(folder), os.path.abspath(out), document, skipped, cache_dir,
+                        feature_cache.maps_loaded, feature_cache.maps_computed)
 
 
 # ---------------------------------------------------------------------------------------------- metrics
@@ -127,101 +148,3 @@ def result_json(result, folder: str | os.PathLike, settings: dict, seconds: floa
         "top_pairs": [{"a": names[result.pairs[k, 0]], "b": names[result.pairs[k, 1]],
                        "score": round(float(result.pair_scores[k]), 5)} for k in order],
     }
-
-
-# ------------------------------------------------------------------------------------------------- main
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from artdup_jax.artminer.features import RESAMPLE, SCALES
-
-    parser = argparse.ArgumentParser(prog="python -m artdup_jax.app.discover", description=__doc__.split("\n")[0])
-    parser.add_argument("folder", help="image folder (not recursive)")
-    weights = parser.add_mutually_exclusive_group(required=True)
-    weights.add_argument("--checkpoint", help="ArtMiner weights: resnet18.pth, brueghelModel.pth, ltllModel.pth or a "
-                                              "converted directory")
-    weights.add_argument("--random-weights", action="store_true", help="random network (smoke tests only)")
-    parser.add_argument("--top-k", type=int, default=10, help="candidate neighbours per image")
-    parser.add_argument("--exhaustive", action="store_true", help="score every pair (N (N - 1) / 2)")
-    parser.add_argument("--out", default=str(DEFAULT_OUT))
-    parser.add_argument("--threshold", type=float, default=0.015,
-                        help="pair score above which two images are linked (release default 0.015; "
-                             "LTLLCluster.sh used 0.03)")
-    parser.add_argument("--min-group-images", type=int, default=3)
-    parser.add_argument("--reference-cells", type=int, default=40)
-    parser.add_argument("--margin", type=int, default=3)
-    parser.add_argument("--scales", type=int, nargs="+", default=list(SCALES), help="target longer sides (cells)")
-    parser.add_argument("--descriptor-cells", type=int, default=None,
-                        help="map the global descriptor pools (default: the smallest scale)")
-    parser.add_argument("--iterations", type=int, default=1000, help="RANSAC hypotheses per pair")
-    parser.add_argument("--tolerance-cells", type=float, default=2.0)
-    parser.add_argument("--no-saliency", action="store_true", help="no reference saliency weighting")
-    parser.add_argument("--resample", default="nearest", choices=sorted(RESAMPLE))
-    parser.add_argument("--pairs-per-batch", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--thumbnail-px", type=int, default=256)
-    parser.add_argument("--cache", help="folder where feature maps persist between runs (default: OUT/cache; "
-                        "a re-run, e.g. after an interruption or with another threshold, reuses them)")
-    parser.add_argument("--quiet", action="store_true")
-    return parser
-
-
-def config_from_args(args: argparse.Namespace):
-    from artdup_jax.artminer.discovery import DiscoveryConfig
-
-    return DiscoveryConfig(reference_cells=args.reference_cells, margin=args.margin, scales=tuple(args.scales),
-                           tolerance_cells=args.tolerance_cells, iterations=args.iterations,
-                           saliency=not args.no_saliency, resample=args.resample, threshold=args.threshold,
-                           min_group_images=args.min_group_images, top_k=args.top_k, exhaustive=args.exhaustive,
-                           descriptor_cells=args.descriptor_cells or min(args.scales),
-                           pairs_per_batch=args.pairs_per_batch, seed=args.seed)
-
-
-def run(args: argparse.Namespace) -> dict:
-    from artdup_jax.artminer import init_variables, load_weights
-    from artdup_jax.artminer.discovery import discover
-    from artdup_jax.artminer.report import write_report
-
-    variables = load_weights(args.checkpoint) if args.checkpoint else init_variables(args.seed)
-    folder = Path(args.folder)
-    names = collection_files(folder)
-    skipped = sorted(set(os.listdir(folder)) - set(names))
-    config = config_from_args(args)
-    start = time.perf_counter()
-    from artdup_jax.artminer import FeatureCache
-
-    cache_dir = args.cache or os.fspath(Path(args.out) / "cache")
-    cache = FeatureCache(variables, resample=config.resample, max_batch=config.max_batch, directory=cache_dir)
-    result = discover(variables, [str(folder / n) for n in names], config, cache=cache)
-    if not args.quiet:
-        print(f"feature maps: {cache.maps_loaded} read from {cache_dir}, {cache.maps_computed} computed")
-    seconds = time.perf_counter() - start
-    settings = {k: v for k, v in vars(args).items() if k not in ("out", "quiet", "folder")}
-    settings["threshold"] = config.threshold
-    document = result_json(result, folder, settings, seconds, skipped=[s for s in skipped if not s.startswith(".")])
-    out = Path(args.out)
-    outputs.save_json(os.fspath(out / "discovery.json"), document)
-    write_report(document, folder, out, thumbnail_px=args.thumbnail_px)
-    if not args.quiet:
-        for u in document["unreadable"]:
-            print(f"warning: skipped {u['error']}", file=sys.stderr)  # the error names the file
-        print(f"{document['num_images']} images, {document['num_pairs_scored']} pairs scored in {seconds:.1f} s, "
-              f"{len(document['groups'])} groups")
-        for g in document["groups"]:
-            print(f"  group {g['id']}: " + ", ".join(i["file"] for i in g["images"]))
-        print(f"wrote {out / 'discovery.json'} and {out / 'index.html'}")
-    return document
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except FileNotFoundError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

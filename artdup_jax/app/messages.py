@@ -4,7 +4,7 @@
 * ``error_line(error, argv)``: the line to print for an exception the tool knows (unreadable image, missing
   file, checkpoint of the wrong family, file that is no checkpoint); None for anything else (a bug: let the
   traceback show).
-* ``checkpoint_arguments(argv)``: the checkpoint paths given to a command (checked by ``tool.checkpoints``).
+* ``checkpoint_arguments(argv)``: the checkpoint paths given to a command (checked by ``checkpoints.files``).
 """
 
 from __future__ import annotations
@@ -75,10 +75,14 @@ def error_line(error: BaseException, argv: list[str], *, checkpoint: str | None 
         if path is None and len(options) == 1:
             path = next(iter(options.values()))
         return f"error: {mismatch_line(error, path)}"
+    from artdup_jax.app.align import AlignmentError
     from artdup_jax.app.detect import QueryBoxError
     from artdup_jax.data.folders import ImageFolderError
 
-    if isinstance(error, (ImageReadError, CheckpointFileError, ImageFolderError, QueryBoxError)):
+    from artdup_jax.checkpoints.cache import WEIGHTS_ERRORS
+
+    if isinstance(error, (ImageReadError, CheckpointFileError, ImageFolderError, QueryBoxError, AlignmentError,
+                          *WEIGHTS_ERRORS)):
         return f"error: {error}"
     if isinstance(error, (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
                           PermissionError)):

@@ -1,15 +1,16 @@
-"""The HTML report (``DIR/report/index.html`` with ``report.json``) of each ``artdup`` subcommand's results.
+"""The HTML report (``DIR/report/index.html`` with ``report.json``) of each ``artdup`` command's result object.
 
-Built from what the entry points wrote to ``DIR`` (``artdup_jax.app.align``'s pair or group folder, ``artdup_jax.app.discover``'s
-``discovery.json``), so a report can be made again from a finished run.
+The pages show the images the command wrote to ``DIR`` (aligned images, thumbnails of the matched regions).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
+from artdup_jax.app.align import GroupAlignment, PairAlignment
+from artdup_jax.app.detect import DetectionRun
+from artdup_jax.app.discover import DiscoveryRun
 from artdup_jax.report import (
     Failure,
     Report,
@@ -20,7 +21,8 @@ from artdup_jax.report import (
 )
 
 
-def pair_report(out: str, source: str, target: str) -> Path:
+def pair_report(pair: PairAlignment) -> Path:
+    out, source, target = pair.out_dir, pair.source, pair.target
     with ReportDirectory(os.path.join(out, "report")) as report_dir:
         section = alignment_section(report_dir, out, source=os.path.basename(source), target=os.path.basename(target),
                                     prefix="alignment")
@@ -28,8 +30,9 @@ def pair_report(out: str, source: str, target: str) -> Path:
                                         sections=[section]))
 
 
-def group_report(out: str, reference: str, folder: str, skipped: list[tuple[str, str]] = ()) -> Path:
-    """``skipped``: ``(name, reason)`` of the folder's entries that were not images at all."""
+def group_report(group: GroupAlignment) -> Path:
+    """The group's members, averages and errors; its failures and the folder's entries that were not images."""
+    out, reference, folder, skipped = group.out_dir, group.reference, group.folder, group.skipped
     with ReportDirectory(os.path.join(out, "report")) as report_dir:
         group, pairs, failures = group_alignment_section(report_dir, out, reference=os.path.basename(reference),
                                                          folder=folder, prefix="group",
@@ -40,11 +43,10 @@ def group_report(out: str, reference: str, folder: str, skipped: list[tuple[str,
                                         failures=failures))
 
 
-def discovery_report(out: str, folder: str, skipped: list[tuple[str, str]] = ()) -> Path:
-    """The report of ``OUT/discovery.json``: groups with their regions, the unreadable files and ``skipped``
-    (``(name, reason)`` of the folder's entries that were not images at all)."""
-    with open(os.path.join(out, "discovery.json"), encoding="utf-8") as f:
-        document = json.load(f)
+def discovery_report(run: DiscoveryRun, *, thumbnail_px: int = 280) -> Path:
+    """Groups with their regions, the unreadable files and the folder's entries that were not images at all
+    (``thumbnail_px``: longer side of the images shown)."""
+    out, folder, skipped, document = run.out_dir, run.folder, run.skipped, run.document
     settings = document.get("settings", {})
     method = settings.get("checkpoint") or "random weights (smoke test)"
     note = "" if document.get("groups") else (
@@ -54,15 +56,15 @@ def discovery_report(out: str, folder: str, skipped: list[tuple[str, str]] = ())
         section, failures = discovery_section(
             report_dir, document, os.path.abspath(folder), method=f"ArtMiner discovery (weights: {method})",
             title=f"Groups of {folder}", note=note, scores=[p["score"] for p in document.get("top_pairs", [])],
-            threshold=settings.get("threshold"), score_label="pair score (top pairs)")
+            threshold=settings.get("threshold"), score_label="pair score (top pairs)", thumbnail_px=thumbnail_px)
         failures = failures + [Failure(name, "list", reason) for name, reason in skipped]
         return report_dir.commit(Report(f"artdup discover: {folder}", sections=[section], failures=failures))
 
 
-def detection_report(out: str, image: str, box: list[int], folder: str, detections: list[dict],
-                     skipped: list[dict], top: int) -> Path:
-    """The query box and the ``top`` best detections outlined on their images (``detections``: ``file``
-    relative to ``folder``, ``score``, ``box``, best first), a histogram of every score, the skipped files."""
+def detection_report(run: DetectionRun, out: str, top: int) -> Path:
+    """The query box and the ``top`` best detections outlined on their images, a histogram of every score,
+    the skipped files."""
+    image, box, folder, detections, skipped = run.image, run.box, run.folder, run.detections, run.skipped
     from artdup_jax.data.images import read_image_size
 
     folder = os.path.abspath(folder)

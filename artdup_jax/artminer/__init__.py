@@ -1,23 +1,34 @@
-"""ArtMiner (Shen, Efros, Aubry, CVPR 2019): style-invariant ResNet-18 conv4 features and what uses them
-(artminer.md).
+"""ArtMiner (Shen, Efros, Aubry, CVPR 2019): style-invariant ResNet-18 conv4 features and what uses them.
 
-  variables = convert.load_torch_checkpoint("artminer", "brueghelModel.pth")   # or resnet18.pth (ImageNet)
-  features(variables, images)            -> (B, h, w, 256) raw layer3 activations    (features.py, §1)
-  detect(variables, queries, paths)      -> one ranked list of boxes per query        (detection.py, §3)
-  discover(variables, paths, config)     -> pair scores, groups and region groups     (discovery.py, §4)
-  python -m train.main --config configs/artminer.py:brueghel|smoke                    (task.py, §2)
+  variables = load_weights("brueghelModel.pth")   # or resnet18.pth (ImageNet); init_variables(seed): random
+  features(variables, images)            -> (B, h, w, 256) raw layer3 activations
+  detect(variables, queries, paths)      -> one ranked list of boxes per query
+  discover(variables, paths, config)     -> pair scores, groups and region groups
+  python -m train.main --config configs/artminer.py:brueghel|smoke
 
-Files: ``features.py`` (network, resize rule, scale list, L2 normalisation), ``similarity.py`` (sliding cosine
-as a convolution, top-k), ``collection.py`` (multi-scale feature maps of a collection, batched and cached),
-``packed_maps.py`` (those maps stacked by size on the device), ``ranking.py`` (detection's compiled ranking:
-top-k, NMS, collection top-N), ``detection.py`` (one-shot detection), ``annotations.py`` / ``metrics.py`` (the
-official annotation format, AP and both mAPs), ``mining.py`` / ``training.py`` / ``task.py`` (self-supervised
-training: on-device mining, the hard-positive loss, the training task), ``discovery.py`` / ``report.py``
-(discovery and its HTML page), ``weights.py`` (checkpoints).
+Modules:
+  model.py        the feature network (ResNet-18 cut after layer3): features, pyramid, L2 normalisation
+  resize_rule.py  the resize rule: cells per side, 16 n - 1 pixel sizes, PIL filters, the scale pyramid
+  losses.py       the hard-positive training loss on mined pairs
+  data.py         training data: per-step candidate batches, training collections (folder or synthetic)
+  mining.py       on-device mining of hard positives: canvas features, queries, retrieval, verification
+  task.py         the training task (model, loss, input pipeline, detection mAP during training)
+  inference.py    the entry points a user calls: detection, re-ranking, discovery
+  metrics.py      detection AP and both mAPs, as the release's evaluation
+  weights.py      the checkpoint family and load_weights
+  collection.py   FeatureCache: a collection's multi-scale maps, batched, cached in memory and on disk
+  similarity.py   sliding cosine as a convolution, per-shape top-k
+  packed_maps.py  a collection's maps stacked by padded size on the device
+  ranking.py      detection's compiled ranking: top-k, NMS, collection top-N
+  detection.py    one-shot detection: query crops and blocks, boxes, NMS, detect
+  rerank.py       query boxes as discovery references; re-ranking detections by the discovery score
+  annotations.py  the official one-shot detection annotation format
+  discovery/      discovery: feature bank, candidate pairs, pair verification, groups (its own module list)
 """
 
 from artdup_jax.artminer.annotations import AnnotatedQuery, AnnotationError, parse_annotations, read_annotations
 from artdup_jax.artminer.collection import FeatureCache
+from artdup_jax.artminer.data import CandidateImages, candidate_batches
 from artdup_jax.artminer.detection import (
     DetectionConfig,
     Query,
@@ -30,16 +41,15 @@ from artdup_jax.artminer.detection import (
     suppress_overlaps,
 )
 from artdup_jax.artminer.discovery import DiscoveryConfig, DiscoveryResult, discover, extract_features, score_pairs
-from artdup_jax.artminer.features import (
-    CHANNELS,
+from artdup_jax.artminer.losses import training_loss
+from artdup_jax.artminer.metrics import average_precision, summarise
+from artdup_jax.artminer.mining import MinedPairs, MiningConfig, canvas_features, mine, train_canvas_features
+from artdup_jax.artminer.model import CHANNELS, features, init_variables, l2_normalise, pyramid
+from artdup_jax.artminer.resize_rule import (
     SCALES,
     STRIDE,
     cells_for_size,
-    features,
-    init_variables,
-    l2_normalise,
     pixels_for_cells,
-    pyramid,
     resize_factors,
     resize_image,
     resize_to_cells,
@@ -47,10 +57,7 @@ from artdup_jax.artminer.features import (
     round_half_away,
     scale_list,
 )
-from artdup_jax.artminer.metrics import average_precision, summarise
-from artdup_jax.artminer.mining import MinedPairs, MiningConfig, canvas_features, mine, train_canvas_features
 from artdup_jax.artminer.similarity import normalise_query, sliding_cosine, top_k_matches
-from artdup_jax.artminer.training import CandidateImages, candidate_batches, training_loss
 from artdup_jax.artminer.weights import load_weights
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""The official one-shot detection annotation format (artminer.md §3.8: ``brueghelTest.json``, ``brueghelVal.json``).
+"""The official one-shot detection annotation format (``brueghelTest.json``, ``brueghelVal.json``).
 
 ``{class: [{"query": [image_name, [x1, y1, x2, y2]], "gt": [[image_name, [x1, y1, x2, y2]], ...]}, ...]}``: one
 entry per annotated instance, each a query whose ``gt`` lists every other instance of its class. Boxes are integer

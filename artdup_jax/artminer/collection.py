@@ -4,7 +4,7 @@ A map is keyed by ``(image path, longer-side cells, shorter-side minimum)``: the
 fix its size. Images are read once per ``ensure`` call for all their missing scales; resized images of equal
 pixel size (so equal cell size) go through the network together, in batches padded to a power of two (zero
 images; BN is in inference mode, so batch members never interact). Input images are never padded in
-space: zero padding would change the border features (artminer.md, pitfall 23).
+space: zero padding would change the border features.
 
 Memory: a 4:3 image's 7-scale pyramid is about 18k cells x 256 floats (18 MB in float32). ``store_dtype``
 (e.g. ``jnp.bfloat16``) halves it; ``max_bytes`` evicts the least recently used maps.
@@ -28,7 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from artdup_jax.artminer.features import as_float_image, cells_for_size, features, resize_to_cells
+from artdup_jax.artminer.model import features
+from artdup_jax.artminer.resize_rule import as_float_image, cells_for_size, resize_to_cells
 from artdup_jax.data import outputs
 from artdup_jax.data.images import read_image, read_image_size
 
@@ -36,9 +37,8 @@ from artdup_jax.data.images import read_image, read_image_size
 def default_max_batch() -> int:
     """Images per network call when none is given: 1 on CPU, 8 on an accelerator.
 
-    On a 2-core CPU, discovery's feature extraction over 64 images of 128 x 160 px (3 scales) took 4.3 s with
-    one image per call against 7.0 s with 8 (median of 4 interleaved rounds): one image's activations stay in
-    cache, and the host reads and resizes the next image while the network runs.
+    On a CPU one image per call is faster than batches: one image's activations stay in cache, and the host
+    reads and resizes the next image while the network runs.
     """
     return 1 if jax.default_backend() == "cpu" else 8
 

@@ -1,22 +1,22 @@
-"""One-shot detection: a query box against every image of a collection (artminer.md §3).
+"""One-shot detection: a query box against every image of a collection.
 
   cache = FeatureCache(variables)                       # collection maps, reused by every query
   ranked = detect(variables, [Query(path, (x1, y1, x2, y2))], collection_paths, cache=cache)
 
-1. Query (§3.1): the box's own resize rule (8 cells on its longer side, >= 1 on the shorter) gives separate
+1. Query: the box's own resize rule (8 cells on its longer side, >= 1 on the shorter) gives separate
    x/y factors; the whole image is resized by them, up to 5 context cells per side are cropped with the box
    (as many whole cells as fit), the network runs, the context cells are removed and the ``(h, w, 256)``
    block is divided by its global L2 norm.
-2. Collection (§3.2): raw maps at the 7 scales, shorter side >= 8 cells (``FeatureCache``).
-3. Scores (§3.3): sliding cosine (``similarity.top_k_matches``). The maps of a step of images, every scale,
+2. Collection: raw maps at the 7 scales, shorter side >= 8 cells (``FeatureCache``).
+3. Scores: sliding cosine (``similarity.top_k_matches``). The maps of a step of images, every scale,
    are packed by padded size (``packed_maps``) and all of it runs as one compiled program per batch of queries
    (``ranking.rank_detections``): one convolution per size bucket, no Python loop over images or scales.
-4. Per image (§3.4), on the device: top ``k`` (= 8, the query's longer side) positions per scale, the best
+4. Per image, on the device: top ``k`` (= 8, the query's longer side) positions per scale, the best
    ``5 k`` over the scales, boxes ``top = r/R H``, ``bottom = min((r + h)/R, 1) H`` (R from the resize rule
    with the shorter side >= the kernel's larger side), greedy NMS where any intersection with a kept box
    suppresses (overlap = intersection / area of the other box > 0), ordered exactly as the release's float
    boxes (``ranking``).
-5. Over the collection (§3.5): the query's own image is skipped, the rest is ranked by score (stable: ties
+5. Over the collection: the query's own image is skipped, the rest is ranked by score (stable: ties
    keep collection order) and cut to ``num_predictions``. Pixel boxes (float64 on the host, as the release's
    ``FeatPos2ImgBB``) are truncated to int at the end.
 
@@ -34,14 +34,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from artdup_jax.artminer.collection import FeatureCache, default_max_batch
+from artdup_jax.artminer.model import features
 from artdup_jax.artminer.packed_maps import packed_maps
 from artdup_jax.artminer.ranking import rank_detections
-from artdup_jax.artminer.features import (
+from artdup_jax.artminer.resize_rule import (
     SCALES,
     STRIDE,
     as_float_image,
     cells_for_size,
-    features,
     nearest_indices,
     resize_factors,
     resize_image,
@@ -137,7 +137,7 @@ def _resized_crop(image: np.ndarray, size_hw, crop, resample: str) -> np.ndarray
 
 
 def query_crop(image: np.ndarray, box: Sequence[int], config: DetectionConfig = DetectionConfig()) -> QueryCrop:
-    """The network input for a query box (§3.1), with Python 2 integer semantics where the release has them."""
+    """The network input for a query box (step 1 above), with Python 2 integer semantics where the release has them."""
     image = as_float_image(image)
     height, width = image.shape[:2]
     x1, y1, x2, y2 = check_box(box, (height, width))

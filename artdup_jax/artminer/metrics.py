@@ -1,4 +1,4 @@
-"""Detection AP and mAP as the release's ``eval.py`` computes them (artminer.md §3.6).
+"""Detection AP and mAP as the release's ``eval.py`` computes them.
 
 AP of one query's ranked list: walk its first ``num_predictions`` predictions; a prediction in the image of a
 not-yet-matched ground truth with IoU > 0.3 (strict; widths ``x2 - x1``) matches it and adds the precision at its
@@ -14,8 +14,8 @@ import numpy as np
 
 from artdup_jax.artminer.annotations import AnnotatedQuery
 
-PAPER_METRIC = ("mAP_per_query: artminer.md §3.6/§5.3 expects the README's 58.0 (ImageNet) / 75.3 (Brueghel-trained) "
-                "to be the mean over all queries; the spec marks this as unverified, so both averages are given")
+PAPER_METRIC = ("mAP_per_query: the release README's 58.0 (ImageNet) / 75.3 (Brueghel-trained) are expected to be the "
+                "mean over all queries; this is unverified, so both averages are given")
 
 
 def iou(box: Sequence[float], boxes: np.ndarray) -> np.ndarray:

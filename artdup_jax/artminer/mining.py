@@ -1,4 +1,4 @@
-"""Mining hard positives for ArtMiner training (artminer.md §2.2 steps 1-6), on device, in one program.
+"""Mining hard positives for ArtMiner training (steps 1-6 below), on device, in one program.
 
 A step's candidate images arrive as *sources* (uint8, any size) plus, for every scale, the PIL-NEAREST source
 row and column of each pixel of the resized image (host-computed, so the resize rule is exact). On device:
@@ -10,19 +10,19 @@ row and column of each pixel of the resized image (host-computed, so the resize 
    image are set to 0 after ImageNet normalisation, and every conv's input is multiplied by the image's
    valid mask at that layer's resolution, so every conv sees zeros beyond the image, exactly PyTorch's zero
    padding (the max-pool's -inf padding changes nothing after a ReLU). In train mode the mask also restricts
-   BN's batch statistics to the image. Valid cells equal a forward pass at the image's own size (pitfall
-   23); cells beyond are 0.
-3. Queries (§2.2.3): ``queries`` 2x2 blocks, the i-th from candidate ``i mod N`` at a scale drawn from
-   ``query_scales``, top-left ``(r, c)`` uniform in ``[m, rows - m - 3] x [m, cols - m - 3]`` (``m`` = margin),
-   raw (unnormalised) as in the release.
-4. Retrieval (§2.2.4): sliding cosine (window norm only, §1.4) of every query over every candidate at every
-   search scale, positions within ``m`` cells of the border excluded; best position per scale, best scale per
-   image, top ``top_k`` images per query (its own image included).
-5. Verification (§2.2.5): ``candidate_pairs`` ordered pairs of different ranks of a random query's top-k. The
-   36 ring cells of image 1's 10x10 region (top-left ``(r - 4, c - 4)``), per-cell normalised, vote when
-   their top-1 cosine match over *all* of image 2's cells lies within +-1 cell (both axes) of the same offset
-   in image 2's region.
-6. Selection (§2.2.6): the ``train_pairs`` pairs with most votes (ties: lower pair index), no threshold.
+   BN's batch statistics to the image. Valid cells equal a forward pass at the image's own size; cells
+   beyond are 0.
+3. Queries: ``queries`` 2x2 blocks, the i-th from candidate ``i mod N`` at a scale drawn from ``query_scales``,
+   top-left ``(r, c)`` uniform in ``[m, rows - m - 3] x [m, cols - m - 3]`` (``m`` = margin), raw
+   (unnormalised) as in the release.
+4. Retrieval: sliding cosine (window norm only) of every query over every candidate at every search scale,
+   positions within ``m`` cells of the border excluded; best position per scale, best scale per image, top
+   ``top_k`` images per query (its own image included).
+5. Verification: ``candidate_pairs`` ordered pairs of different ranks of a random query's top-k. The 36 ring
+   cells of image 1's 10x10 region (top-left ``(r - 4, c - 4)``), per-cell normalised, vote when their top-1
+   cosine match over *all* of image 2's cells lies within +-1 cell (both axes) of the same offset in image 2's
+   region.
+6. Selection: the ``train_pairs`` pairs with most votes (ties: lower pair index), no threshold.
 
 Cells are ``(row, col)`` (the release calls rows "W"); positions are the 2x2 block's top-left cell in the full
 map. Mining runs BN in inference mode under ``stop_gradient``.
@@ -38,12 +38,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from artdup_jax.artminer.features import MIN_INPUT, SCALES, STRIDE, l2_normalise
+from artdup_jax.artminer.model import NETWORK, l2_normalise
+from artdup_jax.artminer.resize_rule import MIN_INPUT, SCALES, STRIDE
 from artdup_jax.artminer.similarity import sliding_cosine
 from artdup_jax.nn.normalise import imagenet_normalise
-from artdup_jax.nn.resnet import resnet18
 
-NETWORK = resnet18(last_stage="layer3")
 BN_MOMENTUM = 0.9  # nn/resnet.py's Flax momentum (PyTorch's 0.1)
 QUERY_CELLS = 2  # the 2x2 query block ("s")
 
@@ -169,7 +168,7 @@ def sequential_running_average(old: jnp.ndarray, per_image: jnp.ndarray, momentu
 
 
 def train_canvas_features(variables: dict, images: jnp.ndarray, cells: jnp.ndarray):
-    """Train-mode features, BN statistics per image (batch size 1, §2.7), running statistics updated image by
+    """Train-mode features, BN statistics per image (batch size 1, as the release), running statistics updated image by
     image in order. Same shapes as ``canvas_features``; returns ``(features, new batch_stats)``."""
     canvas_cells = _check_canvas(images)
 
@@ -234,7 +233,7 @@ def sample_queries(rng, cells: jnp.ndarray, config: MiningConfig):
 
 
 def query_blocks(pyr: Pyramid, image, scale, position, config: MiningConfig) -> jnp.ndarray:
-    """``(Q, 2, 2, 256)`` raw blocks (unnormalised kernels, §1.4)."""
+    """``(Q, 2, 2, 256)`` raw blocks (unnormalised kernels, as the release's training retrieval)."""
     offsets = jnp.arange(QUERY_CELLS)
     rows = position[:, 0, None, None] + offsets[None, :, None]
     cols = position[:, 1, None, None] + offsets[None, None, :]

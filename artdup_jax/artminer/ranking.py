@@ -1,4 +1,4 @@
-"""The device half of one-shot detection (artminer.md §3.3-§3.5): one compiled program per batch of queries.
+"""The device half of one-shot detection (its steps 3-5): one compiled program per batch of queries.
 
 From packed collection maps (``packed_maps.PackedMaps``) and normalised query kernels it computes, with no
 Python loop over images or scales:

@@ -1,18 +1,18 @@
-"""Query boxes as discovery references, and re-ranking detections by the discovery score (artminer.md §3.7).
+"""Query boxes as discovery references, and re-ranking detections by the discovery score.
 
   scores = box_discovery_scores(variables, [(path, box)], database_paths, config)   # (Q, N) pair scores
   reranked = rerank_detections(variables, queries, detections, config, top_n=100)
 
-The release has no re-ranking code (§3.7): the paper's second Table-1 column is described, its parameters are
+The release has no re-ranking code: the paper's second Table-1 column is described, its parameters are
 not. Our reconstruction, from the release's building blocks:
 
 * Reference: the query box as ``oxford_retrieval.py`` uses it (``FeatImgRefBbox``): the box at
   ``config.reference_cells`` on its longer side (the Oxford protocol's 25), up to ``config.margin`` context
   cells a side for the network, context removed, per-cell L2 normalisation (+ saliency if configured).
-* Target: the whole candidate image at the discovery scales; the pair score of §4 (batched ``score_pairs``,
+* Target: the whole candidate image at the discovery scales; the discovery pair score (batched ``score_pairs``,
   features once per image). Only the images that hold one of a query's ``top_n`` detections are scored.
 * New order of the top ``top_n`` detections: by ``score(query, image) * [box meets the verified region]``,
-  where the verified region is the box around the target cells that survived §4.5 (so a box elsewhere in a
+  where the verified region is the box around the target cells that survived post-processing (so a box elsewhere in a
   matching image drops to 0); ties keep the cosine order. Detections after ``top_n`` keep their order.
 """
 
@@ -27,15 +27,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from artdup_jax.artminer.detection import DetectionConfig, Query, RankedDetections, query_crop
-from artdup_jax.artminer.discovery import (
-    PAD_CELLS,
-    DiscoveryConfig,
-    _pad_flat,
-    extract_features,
-    saliency_weights,
-    score_pairs,
-)
-from artdup_jax.artminer.features import features, l2_normalise
+from artdup_jax.artminer.discovery.bank import PAD_CELLS, _pad_flat, extract_features, saliency_weights
+from artdup_jax.artminer.discovery.config import DiscoveryConfig
+from artdup_jax.artminer.discovery.verification import score_pairs
+from artdup_jax.artminer.model import features, l2_normalise
 from artdup_jax.data.images import read_image
 
 # The release's box-reference settings (oxford_retrieval.py): 25 cells on the box's longer side, 5 context cells.

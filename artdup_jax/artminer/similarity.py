@@ -1,4 +1,4 @@
-"""Sliding cosine similarity between query blocks and feature maps, as convolutions (artminer.md §3.3).
+"""Sliding cosine similarity between query blocks and feature maps, as convolutions.
 
 The score of query ``q`` (an ``(h, w, 256)`` block divided by its global Frobenius norm) at map position
 ``(r, c)`` is ``<q, F[r:r+h, c:c+w]> / (||F[r:r+h, c:c+w]|| + 1e-7)``: the cosine between the flattened
@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from artdup_jax.artminer.features import EPS
+from artdup_jax.artminer.model import EPS
 
 HIGHEST = lax.Precision.HIGHEST
 
@@ -39,7 +39,7 @@ def sliding_cosine(maps: jnp.ndarray, kernels: jnp.ndarray, *, eps: float = EPS,
     Args:
       maps: ``(B, R, C, D)`` raw features.
       kernels: ``(Q, h, w, D)`` query blocks, already normalised (``normalise_query``); the kernel is used as
-        given, so an unnormalised kernel gives the training retrieval's un-normalised scores (§1.4).
+        given, so an unnormalised kernel gives the training retrieval's un-normalised scores.
     Returns:
       ``(B, R - h + 1, C - w + 1, Q)``.
     """

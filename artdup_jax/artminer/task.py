@@ -1,43 +1,41 @@
-"""The ``artminer`` training task: self-supervised, spatially consistent feature learning (artminer.md §2).
+"""The ``artminer`` training task: self-supervised, spatially consistent feature learning.
 
 Mining and weights: the release mines once per epoch with the weights of the epoch's start. Here mining
-runs *inside every step* (``loss_fn``: ``mining.mine`` then ``training.training_loss``) on that step's
-candidate images, with the step's own weights (inference-mode BN, no gradient), so the whole step stays a
-pure function of (train state, batch, step rng): a resumed run gives the same losses, the harness stays
-generic, and the input pipeline never needs weights. The price is a smaller search: each step retrieves among
-its ``batch_size`` candidates (the release: 2000 images per epoch), and the candidates' pyramids are
-recomputed every step (about the release's forward passes per optimiser step at the default sizes, §2.9).
+runs *inside every step* (``loss_fn``: ``losses.training_loss``, which mines with ``mining.mine`` then takes the
+loss) on that step's candidate images, with the step's own weights (inference-mode BN, no gradient), so the
+whole step stays a pure function of (train state, batch, step rng): a resumed run gives the same losses, the
+harness stays generic, and the input pipeline never needs weights. The price is a smaller search: each step
+retrieves among its ``batch_size`` candidates (the release: 2000 images per epoch), and the candidates'
+pyramids are recomputed every step (about the release's forward passes per optimiser step at the default
+sizes).
 
 Differences from the release kept on purpose: the harness applies every Adam step, also when all 16 hinge
 terms are 0 (the release skips it, so its step counter and moments do not move); Flax updates BN running
 variances with the biased batch variance (PyTorch: unbiased).
 
-Collections: ``config.input.folder`` (every image file in it, sorted); empty: a synthetic collection
-(``data.synthetic_collection.make_collection`` with ``config.input.synthetic``) written to a temporary
-folder, the same files for the same settings. ``evaluate`` runs one-shot detection (§3) and reports the mAPs
-of ``metrics`` (those ``eval.brueghel`` reports) on ``config.evals.folder`` / ``annotations``, or on a held-out
-synthetic collection (``config.evals.synthetic``).
+Collections (``data``): ``config.input.folder`` (every image file in it, sorted); empty: a synthetic
+collection (``data.synthetic_collection`` with ``config.input.synthetic``). ``evaluate`` runs one-shot
+detection and reports the mAPs of ``metrics`` (those ``eval.brueghel`` reports) on ``config.evals.folder`` /
+``annotations``, or on a held-out synthetic collection (``config.evals.synthetic``).
 """
 
 from __future__ import annotations
 
-import atexit
-import json
 import os
-import shutil
-import tempfile
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from artdup_jax.artminer import mining, training
+from artdup_jax.artminer import data, losses, mining
 from artdup_jax.artminer.annotations import read_annotations
-from artdup_jax.artminer.detection import DetectionConfig, FeatureCache, Query, detect
+from artdup_jax.artminer.collection import FeatureCache
+from artdup_jax.artminer.inference import DetectionConfig, Query, detect
 from artdup_jax.artminer.metrics import average_precision, summarise
-from artdup_jax.training.registry import Task
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".ppm", ".webp")
+from artdup_jax.artminer.model import NETWORK
+from artdup_jax.artminer.weights import load_weights
+from artdup_jax.training.initialise import replace_matching
+from artdup_jax.training.task import Task
 
 
 def mining_config(config) -> mining.MiningConfig:
@@ -48,66 +46,41 @@ def mining_config(config) -> mining.MiningConfig:
 
 
 def create_model(config):
-    return mining.NETWORK
+    return NETWORK
 
 
 def init_variables(model, rng, config) -> dict:
     variables = dict(jax.jit(lambda key: model.init(key, jnp.zeros((1, 31, 31, 3), jnp.float32), train=False))(rng))
     if config.get("weights"):
-        from artdup_jax.artminer.weights import load_weights
-        from artdup_jax.training.initialise import replace_matching
-
         variables = replace_matching(variables, load_weights(config.weights), source=config.weights)
     return variables
 
 
 def loss_fn(model, variables, batch, rng, config):
     del model
-    loss, metrics, batch_stats = training.training_loss(variables, batch, rng, mining_config(config),
-                                                        threshold=config.loss.threshold,
-                                                        negatives_top_k=config.loss.negatives_top_k)
+    loss, metrics, batch_stats = losses.training_loss(variables, batch, rng, mining_config(config),
+                                                      threshold=config.loss.threshold,
+                                                      negatives_top_k=config.loss.negatives_top_k)
     return loss, (metrics, batch_stats)
 
 
-# ------------------------------------------------------------------------------------------- collections
-
-_synthetic_folders: dict[str, str] = {}
-
-
-def synthetic_collection(settings: dict) -> str:
-    """Folder of ``make_collection(**settings)`` (made once per process, removed at exit)."""
-    from artdup_jax.data.synthetic_collection import make_collection
-
-    key = json.dumps(settings, sort_keys=True)
-    if key not in _synthetic_folders:
-        folder = tempfile.mkdtemp(prefix="artminer_synthetic_")
-        atexit.register(shutil.rmtree, folder, ignore_errors=True)
-        make_collection(folder, **{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()})
-        _synthetic_folders[key] = folder
-    return _synthetic_folders[key]
-
-
-def image_paths(folder: str) -> list[str]:
-    names = sorted(n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS))
-    if not names:
-        raise FileNotFoundError(f"{folder}: no images ({', '.join(IMAGE_EXTENSIONS)})")
-    return [os.path.join(folder, n) for n in names]
+# ------------------------------------------------------------------------------------------------ input
 
 
 def training_paths(config) -> list[str]:
     if config.input.folder:
-        return image_paths(config.input.folder)
+        return data.image_paths(config.input.folder)
     if not config.input.get("synthetic"):
         raise ValueError("set --config.input.folder=DIR (the collection to train on) or config.input.synthetic")
-    return image_paths(synthetic_collection(config.input.synthetic.to_dict()))
+    return data.image_paths(data.synthetic_collection(config.input.synthetic.to_dict()))
 
 
 def input_pipeline(config, *, first_step, process_index, process_count):
     inp = config.input
-    images = training.CandidateImages(training_paths(config), mining_config(config), max_side=inp.max_side,
-                                      cache_bytes=int(inp.cache_gb * 2**30))
-    return training.candidate_batches(images, seed=config.seed, per_step=config.batch_size, first_step=first_step,
-                                      process_index=process_index, process_count=process_count, threads=inp.threads)
+    images = data.CandidateImages(training_paths(config), mining_config(config), max_side=inp.max_side,
+                                  cache_bytes=int(inp.cache_gb * 2**30))
+    return data.candidate_batches(images, seed=config.seed, per_step=config.batch_size, first_step=first_step,
+                                  process_index=process_index, process_count=process_count, threads=inp.threads)
 
 
 # ---------------------------------------------------------------------------------------------- evaluate
@@ -121,7 +94,7 @@ def evaluate(model, variables, config) -> dict:
     if evals.folder:
         folder, annotations = evals.folder, evals.annotations
     elif evals.get("synthetic"):
-        folder = synthetic_collection(evals.synthetic.to_dict())
+        folder = data.synthetic_collection(evals.synthetic.to_dict())
         annotations = os.path.join(folder, "annotations.json")
     else:
         return {}
@@ -133,8 +106,8 @@ def evaluate(model, variables, config) -> dict:
     variables = jax.tree.map(np.asarray, variables)
     cache = FeatureCache(variables, resample=detection.resample, max_batch=detection.max_batch,
                          max_bytes=int(evals.cache_gb * 2**30))
-    ranked = detect(variables, [Query(os.path.join(folder, q.image), q.box) for q in queries], image_paths(folder),
-                    detection, cache=cache)
+    ranked = detect(variables, [Query(os.path.join(folder, q.image), q.box) for q in queries],
+                    data.image_paths(folder), detection, cache=cache)
     aps = [average_precision([(os.path.basename(p), tuple(b)) for p, b in zip(r.paths, r.boxes)], q.gt,
                              num_predictions=evals.num_predictions)[0] for q, r in zip(queries, ranked)]
     summary = summarise(queries, aps)

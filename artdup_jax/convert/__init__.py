@@ -5,7 +5,7 @@
 
 Importing this module registers every family: resnet18, resnet34, resnet50, moco_resnet50 (option
 ``last_stage``, default "layer3"; ``checkpoints.torchvision``); artminer (``artminer.weights``); ransac_flow
-(``ransac_flow.weights``); segswap (``segswap.weights``); adain (two files, ``style.weights``).
+(``ransac_flow.weights``); segswap (``segswap.weights``); adain (two files, ``segswap.style.weights``).
 The engine itself is ``artdup_jax.checkpoints``; torch is needed only to read ``.pth`` files.
 Command line: ``python -m artdup_jax.convert FAMILY SRC.pth [SRC2.pth ...] OUT_DIR`` (or ``artdup convert``).
 """
@@ -27,7 +27,7 @@ from artdup_jax.checkpoints import (
 )
 from artdup_jax.ransac_flow import weights as _ransac_flow  # noqa: F401
 from artdup_jax.segswap import weights as _segswap  # noqa: F401
-from artdup_jax.style import weights as _style  # noqa: F401
+from artdup_jax.segswap.style import weights as _style  # noqa: F401
 
 __all__ = [
     "FAMILIES",

@@ -1,7 +1,9 @@
 """tf.data pipelines that run NumPy/OpenCV example functions and feed JAX NumPy batches.
 
 TensorFlow is imported here only, lazily, and configured so it neither grabs an accelerator nor spawns a
-thread pool per core next to XLA's. Inference, evaluation and benchmarks never import this module.
+thread pool per core next to XLA's. Inference, evaluation and benchmarks never import this module. Where
+TensorFlow is not installed (common CUDA images), ``indexed_batches`` falls back to a thread pool that yields
+the same batches in the same order (``thread_batches``), with a warning.
 
 Determinism: example ``i`` is always ``make_example(i)``; a process's batch for step ``s`` holds the global
 indices ``s * global_batch + process_index * local_batch + k``, so a resumed run (or one with a different
@@ -10,8 +12,11 @@ device count) sees exactly the same data at every step.
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import functools
 import os
+import warnings
 from typing import Callable, Iterator
 
 import numpy as np
@@ -50,9 +55,16 @@ def indexed_batches(
     ``make_example(index) -> {name: array}`` is any deterministic NumPy/OpenCV function of the global
     example index; ``signature`` gives each output's shape and dtype.
     """
-    tf = import_tensorflow()
     if global_batch % process_count:
         raise ValueError(f"global batch {global_batch} is not divisible by {process_count} processes")
+    try:
+        tf = import_tensorflow()
+    except ImportError:
+        warnings.warn("TensorFlow is not installed: training batches come from a thread pool instead of tf.data",
+                      stacklevel=2)
+        return thread_batches(make_example, signature, first_step=first_step, global_batch=global_batch,
+                              process_index=process_index, process_count=process_count, threads=threads,
+                              prefetch=prefetch)
     local_batch = global_batch // process_count
     names = sorted(signature)
     dtypes = [tf.as_dtype(signature[n][1]) for n in names]
@@ -75,3 +87,44 @@ def indexed_batches(
     options.threading.max_intra_op_parallelism = 1
     options.deterministic = True
     return ds.with_options(options).as_numpy_iterator()
+
+
+def thread_batches(
+    make_example: Callable[[int], dict],
+    signature: dict[str, tuple[tuple[int, ...], np.dtype]],
+    *,
+    first_step: int,
+    global_batch: int,
+    process_index: int,
+    process_count: int,
+    threads: int = 2,
+    prefetch: int = 2,
+) -> Iterator[dict]:
+    """``indexed_batches`` without TensorFlow: the same batches, made by ``threads`` Python threads (NumPy and
+    OpenCV release the GIL), ``prefetch`` steps ahead."""
+    local_batch = global_batch // process_count
+    offset = process_index * local_batch
+    pool = concurrent.futures.ThreadPoolExecutor(max(1, threads), thread_name_prefix="indexed_batches")
+
+    def example(index: int) -> dict:
+        made = make_example(index)
+        out = {}
+        for name, (shape, dtype) in signature.items():
+            out[name] = np.asarray(made[name], dtype=dtype)
+            if out[name].shape != tuple(shape):
+                raise ValueError(f"example {index}: {name!r} has shape {out[name].shape}, expected {tuple(shape)}")
+        return out
+
+    def submit(step: int) -> list:
+        return [pool.submit(example, step * global_batch + offset + k) for k in range(local_batch)]
+
+    pending = collections.deque(submit(step) for step in range(first_step, first_step + prefetch + 1))
+    next_step = first_step + prefetch + 1
+    try:
+        while True:
+            examples = [future.result() for future in pending.popleft()]
+            pending.append(submit(next_step))
+            next_step += 1
+            yield {name: np.stack([e[name] for e in examples]) for name in sorted(signature)}
+    finally:  # also when the generator is dropped: never wait on batches nobody will take
+        pool.shutdown(wait=False, cancel_futures=True)

@@ -1,4 +1,4 @@
-"""The ``dense_contrast`` training task (see ``artdup_jax.training.registry``)."""
+"""The ``dense_contrast`` training task (``TASK``, found by name by ``train.tasks``)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from artdup_jax.dense_contrast import loss as loss_lib
-from artdup_jax.dense_contrast import synthesis
+from artdup_jax.dense_contrast import data, losses
 from artdup_jax.dense_contrast.model import DenseEncoder
-from artdup_jax.training.registry import Task
+from artdup_jax.training.task import Task
 
 # Evaluation pairs come from their own seed stream, never seen in training.
 _EVAL_SEED_OFFSET = 1_000_003
@@ -32,8 +31,8 @@ def loss_fn(model, variables, batch, rng, config):
     both = jnp.concatenate([batch["image_a"], batch["image_b"]], axis=0)
     embeddings, updates = model.apply(variables, both, train=True, mutable=["batch_stats"])
     embedding_a, embedding_b = jnp.split(embeddings, 2, axis=0)
-    logits = loss_lib.cell_logits(embedding_a, embedding_b, model_temperature(variables))
-    loss, accuracy = loss_lib.cell_matching_loss(logits, batch["target_cell"])
+    logits = losses.cell_logits(embedding_a, embedding_b, model_temperature(variables))
+    loss, accuracy = losses.cell_matching_loss(logits, batch["target_cell"])
     return loss, ({"accuracy": accuracy}, updates["batch_stats"])
 
 
@@ -45,7 +44,7 @@ def model_temperature(variables) -> float:
 def _example_fn(config, seed):
     inp = config.input
     return functools.partial(
-        synthesis.make_pair,
+        data.make_pair,
         seed=seed,
         image_size=inp.image_size,
         stride=inp.feature_stride,
@@ -59,7 +58,7 @@ def input_pipeline(config, *, first_step, process_index, process_count):
     inp = config.input
     return indexed_batches(
         _example_fn(config, config.seed),
-        synthesis.signature(inp.image_size, inp.feature_stride),
+        data.signature(inp.image_size, inp.feature_stride),
         first_step=first_step,
         global_batch=config.batch_size,
         process_index=process_index,
@@ -81,8 +80,8 @@ def evaluate(model, variables, config) -> dict:
     batch = {k: np.stack([e[k] for e in examples]) for k in examples[0]}
     embedding_a = forward(variables, batch["image_a"])
     embedding_b = forward(variables, batch["image_b"])
-    logits = loss_lib.cell_logits(embedding_a, embedding_b, model_temperature(variables))
-    loss, accuracy = loss_lib.cell_matching_loss(logits, batch["target_cell"])
+    logits = losses.cell_logits(embedding_a, embedding_b, model_temperature(variables))
+    loss, accuracy = losses.cell_matching_loss(logits, batch["target_cell"])
     return {"loss": float(loss), "accuracy": float(accuracy)}
 
 

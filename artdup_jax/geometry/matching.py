@@ -1,4 +1,4 @@
-"""Mutual nearest-neighbour matching of L2-normalised features (ransac_flow.md §1.3, artminer.md §4.2).
+"""Mutual nearest-neighbour matching of L2-normalised features (RANSAC-Flow's coarse stage, ArtMiner).
 
 Features are ``(N, C)`` rows (one per feature cell), already L2-normalised, so the similarity is the cosine.
 Outputs have static shapes: match lists are padded to ``min(Na, Nb)`` (no cell can take part in more than
@@ -90,14 +90,14 @@ def mutual_nearest_neighbours(features_a, features_b, valid_a=None, valid_b=None
     """Mutual nearest neighbours between two sets of L2-normalised features.
 
     Keeps ``(a, b)`` iff ``b = argmax_b' S[a, b']``, ``a = argmax_a' S[a', b]`` and the product of the two
-    maxima is > 0 (RANSAC-Flow's rule, ransac_flow.md §1.3), with ``S = features_a features_b^T``.
+    maxima is > 0 (RANSAC-Flow's rule), with ``S = features_a features_b^T``.
 
     Args:
       features_a: ``(Na, C)`` or ``(P, Na, C)`` (source cells in RANSAC-Flow).
       features_b: ``(Nb, C)`` or ``(P, Nb, C)`` (target cells).
       valid_a, valid_b: optional ``(..., Na)`` / ``(..., Nb)`` bool padding masks; invalid cells are treated
         as absent.
-      excluded_b: optional ``(..., Nb)`` bool target cells masked out by the multi-homography loop (§1.6).
+      excluded_b: optional ``(..., Nb)`` bool target cells masked out by the multi-homography loop.
       mask_mode: how ``excluded_b`` acts. "after" (HPatches/KITTI/MegaDepth evaluation copy): mutual NN on
         all cells, then matches on excluded cells are dropped. "before" (quick-start/YFCC copy): excluded
         target features are zeroed before matching, so mutual NN is recomputed among the remaining cells.

@@ -6,17 +6,14 @@ Points are ``(..., N, 2)``, x first, in any Euclidean frame (pixels for the NumP
 validity mask: invalid rows are never sampled, never counted and never refit on, so padding a set does
 not change its result.
 
-Two estimators live here:
-
-* :func:`ransac` (and the NumPy wrappers :func:`find_homography`, :func:`find_homographies`): minimal
-  samples of distinct valid matches, hypothesis ``i`` drawn from a counter-based hash of ``(key, i)`` (so the
-  draws do not depend on the chunking), fitted in closed form (4-point homography, 3-point affine) in
-  Hartley-normalised coordinates, degenerate samples rejected (collinear or repeated points, flipped
-  orientation, non-finite fits); hypotheses generated and scored against every match one chunk at a time
-  inside a ``while_loop`` (memory ``O(chunk * N)``), first maximum of the inlier count kept, optional
-  adaptive stopping; then an optional weighted least-squares refit on the inliers. Deterministic for a key.
-* :func:`official_ransac_flow_ransac`: RANSAC-Flow's routine (ransac_flow.md §1.4) on explicit hypothesis
-  index 4-tuples, for parity tests against the PyTorch port in ``baselines/torch``.
+:func:`ransac` (and the NumPy wrappers :func:`find_homography`, :func:`find_homographies`) draws minimal
+samples of distinct valid matches, hypothesis ``i`` from a counter-based hash of ``(key, i)``
+(:mod:`artdup_jax.geometry.random_draws`, so the draws do not depend on the chunking), fits them in closed form
+(4-point homography, 3-point affine) in Hartley-normalised coordinates, rejects degenerate samples (collinear
+or repeated points, flipped orientation, non-finite fits), generates and scores hypotheses against every
+match one chunk at a time inside a ``while_loop`` (memory ``O(chunk * N)``), keeps the first maximum of the
+inlier count, optionally stops adaptively, then optionally refits on the inliers (weighted least squares).
+Deterministic for a key. RANSAC-Flow's own routine is ``artdup_jax.ransac_flow.official_ransac``.
 
 Point transforms and scores are written elementwise (no ``@``) so that GPU matmuls cannot drop to TF32.
 """
@@ -38,6 +35,7 @@ from artdup_jax.geometry.homography import (
     invert,
     normalise_scale,
 )
+from artdup_jax.geometry.random_draws import sample_indices
 
 MODELS = {"homography": 4, "affine": 3}  # model name -> minimal sample size
 
@@ -66,59 +64,6 @@ class RansacResult(NamedTuple):
 # ----------------------------------------------------------------------------------------------------
 # Minimal samples and closed-form fits
 # ----------------------------------------------------------------------------------------------------
-
-
-def _fmix32(x):
-    """MurmurHash3's 32-bit finaliser: a bijective avalanche mix of ``uint32`` values."""
-    x = x ^ (x >> 16)
-    x = x * jnp.uint32(0x85EBCA6B)
-    x = x ^ (x >> 13)
-    x = x * jnp.uint32(0xC2B2AE35)
-    return x ^ (x >> 16)
-
-
-def hash_uniform(key_bits, counter, stream: int = 0):
-    """Uniform [0, 1) float32, one per ``uint32`` counter, from a counter-based hash keyed by ``key_bits``
-    (two ``uint32``); ``stream`` gives independent sequences from the same key.
-
-    RANSAC needs decorrelated draws, not cryptographic ones; this is ~10x cheaper than threefry on CPU and,
-    being a function of the global hypothesis number, lets any chunk (or any pair of a batch) be drawn on its own.
-    """
-    x = _fmix32(_fmix32(counter * jnp.uint32(0x9E3779B9) + key_bits[0] + jnp.uint32(stream)) ^ key_bits[1])
-    return (x >> 8).astype(jnp.float32) * jnp.float32(1.0 / (1 << 24))
-
-
-def _sorted_ascending(values):
-    """Sort a short list of arrays elementwise with min/max (a sorting network; at most 3 values here)."""
-    values = list(values)
-    for i in range(len(values)):
-        for j in range(len(values) - 1 - i):
-            lo, hi = jnp.minimum(values[j], values[j + 1]), jnp.maximum(values[j], values[j + 1])
-            values[j], values[j + 1] = lo, hi
-    return values
-
-
-def _sample_indices(key_bits, valid_rows, n_valid, first, size: int, k: int):
-    """Minimal samples ``first .. first + size - 1``: ``(size, k)`` int32 indices of distinct valid rows.
-
-    Each sample is uniform over ordered k-subsets of the valid rows: its j-th index is drawn among the
-    ``n_valid - j`` ranks not taken yet and shifted past the earlier picks. ``valid_rows`` lists the valid
-    rows first, so only the number of valid rows matters, not where they sit.
-    """
-    hypothesis = (first + jnp.arange(size, dtype=jnp.int32)).astype(jnp.uint32)
-    counter = hypothesis[:, None] * jnp.uint32(k) + jnp.arange(k, dtype=jnp.uint32)
-    remaining = jnp.maximum(n_valid - jnp.arange(k, dtype=jnp.int32), 1)
-    # floor(u * m): the bias from 24-bit u is ~m / 2^24, far below sampling noise.
-    draws = (hash_uniform(key_bits, counter) * remaining.astype(jnp.float32)).astype(jnp.int32)
-    draws = jnp.minimum(draws, remaining - 1)
-    picks = [draws[:, 0]]
-    for j in range(1, k):
-        rank = draws[:, j]
-        for taken in _sorted_ascending(picks):
-            rank = rank + (rank >= taken)
-        picks.append(rank)
-    ranks = jnp.clip(jnp.stack(picks, -1), 0, valid_rows.shape[0] - 1)
-    return valid_rows[ranks]
 
 
 def _twice_area(p, i: int, j: int, l: int):
@@ -368,7 +313,7 @@ def _ransac_single(key, src, dst, valid, threshold, confidence, *, iterations, m
     minimal_fit = _minimal_homography if model == "homography" else _minimal_affine
 
     def make_hypotheses(first, size):
-        idx = _sample_indices(key_bits, valid_rows, n_valid, first, size, k)
+        idx = sample_indices(key_bits, valid_rows, n_valid, first, size, k)
         sample_src, sample_dst = src_n[idx], dst_n[idx]  # (size, k, 2)
         hyps = minimal_fit(sample_src, sample_dst)
         usable = (_sample_is_usable(sample_src, sample_dst, model)
@@ -435,7 +380,7 @@ def ransac(key, src, dst, valid, *, threshold, iterations: int = 10000, model: s
 
     Args:
       key: a PRNG key (``jax.random.key`` or ``PRNGKey``); one key per pair (leading ``(P,)``) for a batch.
-        It seeds a counter-based hash that draws the minimal samples (see :func:`hash_uniform`).
+        It seeds a counter-based hash that draws the minimal samples (``random_draws.hash_uniform``).
       src, dst: ``(N, 2)`` or ``(P, N, 2)`` float, x first; ``H`` maps src to dst.
       valid: ``(N,)`` or ``(P, N)`` bool; invalid rows (and rows with non-finite coordinates) are ignored.
       threshold: inlier iff the transfer distance ``|dst - H(src)|`` is below it (units of dst). Scalar
@@ -567,139 +512,3 @@ class HomographyBatch:
 
     def __iter__(self):
         return iter((self.H, self.inliers))
-
-
-# ----------------------------------------------------------------------------------------------------
-# RANSAC-Flow's routine, for parity (ransac_flow.md §1.4)
-# ----------------------------------------------------------------------------------------------------
-
-OFFICIAL_CHUNK = 100
-OFFICIAL_MIN_DET = 1e-6
-
-
-class OfficialRansacResult(NamedTuple):
-    """Output of :func:`official_ransac_flow_ransac`.
-
-    M: ``(3, 3)`` float32 mapping target to source, as the SVD returned it (unit norm) with ``M[2, 2] >= 0``;
-      zeros where not found.
-    inliers: ``(N,)`` bool inlier mask of ``M`` (all False where not found).
-    num_inliers: int32, the selected score.
-    found: bool.
-    scores: ``(I,)`` int32 per input hypothesis (inliers times [det > 1e-6]); -1 for dropped tuples.
-    """
-
-    M: jax.Array
-    inliers: jax.Array
-    num_inliers: jax.Array
-    found: jax.Array
-    scores: jax.Array
-
-
-def official_hypotheses(key, num_matches: int, iterations: int):
-    """RANSAC-Flow's draw: ``(iterations, 4)`` indices uniform in ``[0, num_matches)``, with replacement.
-
-    Tuples with a repeated index are kept here and dropped by :func:`official_ransac_flow_ransac`.
-    """
-    return jax.random.randint(key, (iterations, 4), 0, num_matches, dtype=jnp.int32)
-
-
-def _official_dlt(target, source):
-    """Unnormalised DLT via SVD: ``(I, 4, 2)`` target/source -> ``(I, 3, 3)`` mapping target to source."""
-    xt, yt = target[..., 0], target[..., 1]
-    xs, ys = source[..., 0], source[..., 1]
-    one, zero = jnp.ones_like(xt), jnp.zeros_like(xt)
-    rows_a = jnp.stack([zero, zero, zero, -xt, -yt, -one, ys * xt, ys * yt, ys], -1)  # (I, 4, 9)
-    rows_b = jnp.stack([xt, yt, one, zero, zero, zero, -xs * xt, -xs * yt, -xs], -1)
-    A = jnp.stack([rows_a, rows_b], axis=-2).reshape(target.shape[:-2] + (8, 9))  # interleaved rows
-    _, _, vh = jnp.linalg.svd(A, full_matrices=True)
-    return vh[..., -1, :].reshape(target.shape[:-2] + (3, 3))
-
-
-def _det3(m):
-    return (m[..., 0, 0] * (m[..., 1, 1] * m[..., 2, 2] - m[..., 1, 2] * m[..., 2, 1])
-            - m[..., 0, 1] * (m[..., 1, 0] * m[..., 2, 2] - m[..., 1, 2] * m[..., 2, 0])
-            + m[..., 0, 2] * (m[..., 1, 0] * m[..., 2, 1] - m[..., 1, 1] * m[..., 2, 0]))
-
-
-def _official_inliers(M, target, source, valid, tol):
-    """``(C, N)``: transfer error ``|source - pi(M target)|`` < tol, computed as the original (sqrt)."""
-    m = M[:, :, :, None]
-    xt, yt = target[:, 0], target[:, 1]
-    z = m[:, 2, 0] * xt + m[:, 2, 1] * yt + m[:, 2, 2]
-    u = (m[:, 0, 0] * xt + m[:, 0, 1] * yt + m[:, 0, 2]) / z
-    v = (m[:, 1, 0] * xt + m[:, 1, 1] * yt + m[:, 1, 2]) / z
-    error = jnp.sqrt((source[:, 0] - u) ** 2 + (source[:, 1] - v) ** 2)
-    return (error < tol) & valid
-
-
-@functools.partial(jax.jit, static_argnames=("chunk",))
-def official_ransac_flow_ransac(target_xy, source_xy, hypothesis_indices, tol, valid=None, *,
-                                chunk: int = 1000) -> OfficialRansacResult:
-    """RANSAC-Flow's homography RANSAC on given hypotheses (ransac_flow.md §1.4), vectorised.
-
-    Every hypothesis is fitted and scored at once (``chunk`` bounds the score matrix's memory only);
-    the original's sequential chunk-of-100 rules are then applied to the scores: tuples with a repeated index
-    are dropped; over the surviving ones, in order, any *full* chunk of 100 whose best score is 0 aborts
-    (no homography); otherwise the first maximum (> 0) wins. No refit.
-
-    Deliberate deviation: each fitted matrix is canonicalised to ``M[2, 2] >= 0`` before the ``det > 1e-6``
-    gate, so that the gate rejects reflections rather than whatever sign the SVD happened to return.
-
-    Args:
-      target_xy, source_xy: ``(N, 2)`` float, x first (normalised PC coordinates in RANSAC-Flow).
-      hypothesis_indices: ``(I, 4)`` int, rows of the match arrays (e.g. :func:`official_hypotheses`).
-      tol: inlier iff the transfer error is strictly below ``tol`` (units of source_xy).
-      valid: optional ``(N,)`` bool; invalid matches never count and tuples using them are dropped.
-      chunk: hypotheses per scoring step (memory only; results do not depend on it).
-    Returns:
-      :class:`OfficialRansacResult`; ``M`` maps target to source.
-    """
-    target = jnp.asarray(target_xy, jnp.float32)
-    source = jnp.asarray(source_xy, jnp.float32)
-    idx = jnp.asarray(hypothesis_indices, jnp.int32)
-    num_matches, num_hyps = target.shape[0], idx.shape[0]
-    if num_hyps == 0 or idx.shape[1:] != (4,):
-        raise ValueError(f"hypothesis_indices must be (I >= 1, 4), got {idx.shape}")
-    valid = jnp.ones((num_matches,), bool) if valid is None else jnp.asarray(valid, bool)
-
-    repeated = jnp.zeros((num_hyps,), bool)
-    for i in range(4):
-        for j in range(i + 1, 4):
-            repeated |= idx[:, i] == idx[:, j]
-    kept = ~repeated & jnp.all(valid[idx], axis=-1)
-
-    M = _official_dlt(target[idx], source[idx])
-    M = jnp.where(M[..., 2:3, 2:3] < 0, -M, M)
-    gate = _det3(M) > OFFICIAL_MIN_DET
-
-    chunk = min(chunk, num_hyps)
-    num_chunks = -(-num_hyps // chunk)
-    pad = num_chunks * chunk - num_hyps
-    M_chunks = jnp.concatenate([M, jnp.zeros((pad, 3, 3), M.dtype)]).reshape(num_chunks, chunk, 3, 3)
-    counts = jax.lax.map(
-        lambda m: jnp.sum(_official_inliers(m, target, source, valid, tol), -1, dtype=jnp.int32),
-        M_chunks).reshape(-1)[:num_hyps]
-    scores = jnp.where(kept, counts * gate, -1)
-
-    # Sequential semantics on the surviving hypotheses, in their original order.
-    order = jnp.argsort(~kept, stable=True)
-    compact = scores[order]  # surviving first, -1 after
-    n_kept = jnp.sum(kept, dtype=jnp.int32)
-    num_blocks = -(-num_hyps // OFFICIAL_CHUNK)
-    padded = jnp.concatenate([compact, jnp.full((num_blocks * OFFICIAL_CHUNK - num_hyps,), -1, jnp.int32)])
-    block_best = jnp.max(padded.reshape(num_blocks, OFFICIAL_CHUNK), axis=-1)
-    full_block = jnp.arange(num_blocks) < n_kept // OFFICIAL_CHUNK
-    aborted = jnp.any(full_block & (block_best == 0))
-
-    best = jnp.argmax(compact)
-    best_score = compact[best]
-    found = ~aborted & (best_score > 0) & (jnp.sum(valid) >= 4)
-    M_best = M[order[best]]
-    inliers = _official_inliers(M_best[None], target, source, valid, tol)[0]
-    return OfficialRansacResult(
-        M=jnp.where(found, M_best, 0.0),
-        inliers=inliers & found,
-        num_inliers=jnp.where(found, best_score, 0),
-        found=found,
-        scores=scores,
-    )

@@ -1,4 +1,4 @@
-"""Bilinear grid sampling and the normalised-coordinate conventions (ransac_flow.md §0).
+"""Bilinear grid sampling and the normalised-coordinate conventions (see the table in ``geometry/__init__``).
 
 Grids are channels-last: ``grid[..., 0]`` is x (column), ``grid[..., 1]`` is y (row), both normalised
 to [-1, 1]. ``align_corners=True`` (AC) puts -1 / +1 on the centres of the first / last pixel;
@@ -8,6 +8,7 @@ to [-1, 1]. ``align_corners=True`` (AC) puts -1 / +1 on the centres of the first
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 
 _PADDING_MODES = ("zeros", "border")
 
@@ -55,7 +56,7 @@ def identity_grid(height: int, width: int, *, align_corners: bool, dtype=jnp.flo
 
     Returns:
       ``(height, width, 2)``, x first. ``align_corners=True``: evenly spaced from -1 to 1 inclusive (AC,
-      the identity grid of ransac_flow.md); False: pixel centres ``2(j + 0.5)/n - 1`` (PC).
+      the identity grid of RANSAC-Flow); False: pixel centres ``2(j + 0.5)/n - 1`` (PC).
     """
     cols = jnp.arange(width, dtype=dtype)
     rows = jnp.arange(height, dtype=dtype)
@@ -66,6 +67,17 @@ def identity_grid(height: int, width: int, *, align_corners: bool, dtype=jnp.flo
     grid_x = jnp.broadcast_to(xs[None, :], (height, width))
     grid_y = jnp.broadcast_to(ys[:, None], (height, width))
     return jnp.stack([grid_x, grid_y], axis=-1).astype(dtype)
+
+
+def numpy_identity_grid(height: int, width: int, dtype=np.float64) -> np.ndarray:
+    """The AC identity grid by NumPy, for host-side code (data pipelines, scoring): ``(height, width, 2)``,
+    x first, ``np.linspace(-1, 1, n)`` along each axis computed in float64 and cast to ``dtype``.
+
+    Equal to :func:`identity_grid` with ``align_corners=True`` up to float32 rounding (that one computes in
+    float32, so a few values differ in the last bit).
+    """
+    xs, ys = np.meshgrid(np.linspace(-1, 1, width), np.linspace(-1, 1, height))
+    return np.stack([xs, ys], axis=-1).astype(dtype)
 
 
 def cell_centres(h: int, w: int, dtype=jnp.float32):

@@ -1,11 +1,14 @@
-"""Coarse stage: one homography from multi-scale deep-feature matches (ransac_flow.md §1).
+"""Coarse stage: homographies between a pair from multi-scale deep-feature matches, or from SIFT.
 
-Source at several scales, target at one; ResNet-50 ``layer3`` features, L2-normalised; mutual nearest
-neighbours over all source scales at once; RANSAC-Flow's RANSAC (unnormalised DLT, tolerance in
-normalised units) on pixel-centre (PC) coordinates. The result maps **target-normalised to
-source-normalised coordinates** and is applied on the AC grid (the spec's deliberate inconsistency).
+Deep features: source at several scales, target at one; ResNet-50 ``layer3`` features, L2-normalised; mutual
+nearest neighbours over all source scales at once; RANSAC-Flow's RANSAC (unnormalised DLT, tolerance in
+normalised units, :mod:`artdup_jax.ransac_flow.official_ransac`) on pixel-centre (PC) coordinates. Every
+homography maps **target-normalised to source-normalised coordinates** and is applied on the AC grid (as the
+official code does, although the matches are in PC coordinates).
 
-Also a SIFT alternative (``sift_homography``) that needs no network weights, with our RANSAC in pixels.
+SIFT (``sift_homography``) needs no network weights: OpenCV SIFT matches and our RANSAC in pixels.
+``CoarseSearch`` holds one pair's coarse stage (features computed once) and answers the homography loop's
+requests for the next homography outside the already explained target region.
 """
 
 from __future__ import annotations
@@ -18,19 +21,21 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from artdup_jax.geometry import matching, ransac
+from artdup_jax.geometry import matching, ransac, sift
 from artdup_jax.geometry.homography import pixel_to_normalised_homography
-from artdup_jax.geometry.sampling import cell_centres  # noqa: F401 (re-exported for callers)
+from artdup_jax.geometry.resize import resize_bilinear
+from artdup_jax.geometry.sampling import cell_centres
 from artdup_jax.nn.normalise import imagenet_normalise
 from artdup_jax.nn.resnet import resnet50
-from artdup_jax.ransac_flow.fine import l2_normalise
+from artdup_jax.ransac_flow.model import l2_normalise
+from artdup_jax.ransac_flow.official_ransac import official_hypotheses, official_ransac_flow_ransac
 
 FEATURE_STRIDE = 16
 
 
 @dataclasses.dataclass(frozen=True)
 class CoarseConfig:
-    """Defaults: the HPatches/MegaDepth evaluation row of §1.7 (10 000 iterations as MegaDepth)."""
+    """Defaults: the evaluation scripts' HPatches / MegaDepth settings (10 000 iterations as MegaDepth)."""
 
     size: int = 480  # the resize rule's target side
     rule: str = "shorter"  # "shorter" (evaluation scripts) or "longer" (quick start / demo)
@@ -43,6 +48,7 @@ class CoarseConfig:
 
 
 QUICK_START = CoarseConfig(size=400, rule="longer", num_scales=7, scale_ratio=1.2, mask_mode="before")
+METHODS = ("deep", "sift", "identity")  # deep features (needs weights), SIFT, or none (images roughly aligned)
 
 
 def scale_list(num_scales: int, scale_ratio: float) -> list[float]:
@@ -66,9 +72,15 @@ def resized_size(width: int, height: int, size: int, rule: str) -> tuple[int, in
 
 def resize_image(image: np.ndarray, size: int, rule: str) -> np.ndarray:
     """(H, W, 3) float32 in [0, 1] → resized with PIL LANCZOS per the rule (as the official code)."""
+    height, width = image.shape[:2]
+    return resize_exact(image, resized_size(width, height, size, rule))
+
+
+def resize_exact(image: np.ndarray, size_wh) -> np.ndarray:
+    """(H, W, 3) float in [0, 1] → PIL LANCZOS to ``size_wh`` (as every image resize of the official code),
+    via 8-bit RGB."""
     pil = Image.fromarray(np.clip(np.round(image * 255), 0, 255).astype(np.uint8))
-    resized = pil.resize(resized_size(pil.width, pil.height, size, rule), Image.LANCZOS)
-    return np.asarray(resized, np.float32) / 255.0
+    return np.asarray(pil.resize(tuple(int(v) for v in size_wh), Image.LANCZOS), np.float32) / 255.0
 
 
 @jax.jit
@@ -116,8 +128,8 @@ def _match_and_fit(key, source, source_xy, target, target_xy, excluded_target, *
                    mask_mode):
     matches = matching.mutual_nearest_neighbours(source, target, excluded_b=excluded_target,
                                                  mask_mode=mask_mode)
-    hypotheses = jax.random.randint(key, (iterations, 4), 0, jnp.maximum(matches.count, 1))
-    result = ransac.official_ransac_flow_ransac(
+    hypotheses = official_hypotheses(key, jnp.maximum(matches.count, 1), iterations)
+    result = official_ransac_flow_ransac(
         target_xy[matches.index_b], source_xy[matches.index_a], hypotheses, tolerance, matches.valid)
     return result, matches
 
@@ -144,37 +156,35 @@ def coarse_homography(features: CoarseFeatures, config: CoarseConfig,
                             num_inliers=int(result.num_inliers), num_matches=int(matches.count))
 
 
-def sift_homography(source: np.ndarray, target: np.ndarray, *, ratio: float = 0.8, threshold_px: float = 3.0,
-                    iterations: int = 10_000, seed: int = 0, min_inliers: int = 15) -> CoarseHomography:
+def sift_homography(source: np.ndarray, target: np.ndarray, *, allowed_target: np.ndarray | None = None,
+                    ratio: float = 0.8, threshold_px: float = 3.0, iterations: int = 10_000, seed: int = 0,
+                    min_inliers: int = 15) -> CoarseHomography:
     """A homography from OpenCV SIFT matches (Lowe ratio test) and our RANSAC, for when no weights exist.
 
-    source, target: (H, W, 3) float32 in [0, 1]. Returned in the same convention as the deep coarse stage
-    (target-normalised → source-normalised, AC), so it plugs into ``refine`` unchanged. Fewer than
-    ``min_inliers`` inliers, or a homography that folds or collapses the target frame, counts as no
-    homography: SIFT on differently painted copies often yields a handful of chance inliers.
+    source, target: (H, W, 3) float32 in [0, 1]. allowed_target: optional (H_t, W_t) bool, target keypoints
+    are detected only there (the SIFT counterpart of masking target feature cells). Returned in the same
+    convention as the deep coarse stage (target-normalised → source-normalised, AC), so it plugs into
+    ``refine`` unchanged. Fewer than ``min_inliers`` inliers, or a homography that folds or collapses the
+    target frame, counts as no homography: SIFT on differently painted copies often yields a handful of
+    chance inliers.
     """
-    import cv2
-
-    def keypoints(image):
-        grey = cv2.cvtColor(np.clip(image * 255, 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
-        return cv2.SIFT_create().detectAndCompute(grey, None)
-
-    (kp_s, desc_s), (kp_t, desc_t) = keypoints(source), keypoints(target)
-    if desc_s is None or desc_t is None or len(kp_s) < 4 or len(kp_t) < 4:
+    mask = None if allowed_target is None or np.all(allowed_target) else allowed_target
+    source_sift = sift.sift_features(source, rounded=False)
+    target_sift = sift.sift_features(target, mask=mask, rounded=False)
+    if (source_sift.descriptors is None or target_sift.descriptors is None or len(source_sift) < 4
+            or len(target_sift) < 4):
         return CoarseHomography(None, 0, 0)
-    pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(desc_t, desc_s, k=2)
-    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < ratio * p[1].distance]
-    if len(good) < 4:
-        return CoarseHomography(None, 0, len(good))
-    target_px = np.float32([kp_t[m.queryIdx].pt for m in good])
-    source_px = np.float32([kp_s[m.trainIdx].pt for m in good])
+    matches = sift.ratio_matches(target_sift.descriptors, source_sift.descriptors, ratio)
+    if len(matches) < max(4, min_inliers):
+        return CoarseHomography(None, 0, len(matches))
+    target_px, source_px = target_sift.xy[matches[:, 0]], source_sift.xy[matches[:, 1]]
     H_pixels, inliers = ransac.find_homography(target_px, source_px, threshold=threshold_px,
                                                iterations=iterations, seed=seed)
     if H_pixels is None or inliers.sum() < min_inliers or not _plausible(H_pixels, target.shape[:2], source.shape[:2]):
-        return CoarseHomography(None, int(inliers.sum()), len(good))
+        return CoarseHomography(None, int(inliers.sum()), len(matches))
     H = pixel_to_normalised_homography(jnp.asarray(H_pixels, jnp.float32), target.shape[:2], source.shape[:2],
                                        align_corners=True)
-    return CoarseHomography(np.asarray(H, np.float64), int(inliers.sum()), len(good))
+    return CoarseHomography(np.asarray(H, np.float64), int(inliers.sum()), len(matches))
 
 
 def _plausible(H_pixels: np.ndarray, target_hw, source_hw, max_area_ratio: float = 16.0) -> bool:
@@ -192,3 +202,66 @@ def _plausible(H_pixels: np.ndarray, target_hw, source_hw, max_area_ratio: float
     area = 0.5 * abs(np.sum(quad[:, 0] * np.roll(quad[:, 1], -1) - np.roll(quad[:, 0], -1) * quad[:, 1]))
     reference = source_hw[0] * source_hw[1]
     return reference / max_area_ratio < area < reference * max_area_ratio
+
+
+def downsample_mask(mask: np.ndarray, size_hw) -> np.ndarray:
+    """Half-pixel bilinear (no antialiasing) resize of a 0/1 mask to ``size_hw``, thresholded at > 0.5."""
+    resized = resize_bilinear(jnp.asarray(mask, jnp.float32)[None, :, :, None], tuple(size_hw), align_corners=False)
+    return np.asarray(resized)[0, :, :, 0] > 0.5
+
+
+class CoarseSearch:
+    """The coarse stage of one pair (one target orientation): deep features or the resized images, computed
+    once. Homographies are memoised per (index, excluded region), so a search repeated with the same request
+    (the YFCC rotation trial's first homography) is not run twice.
+
+    method: one of :data:`METHODS`. variables: the ResNet-50 / MoCo weights for "deep" (else None).
+    source_image, target_image: (H, W, 3) the resized scale-1 images the homographies refer to.
+    """
+
+    def __init__(self, method: str, variables: dict | None, config: CoarseConfig, source_image: np.ndarray,
+                 target_image: np.ndarray, features: CoarseFeatures | None):
+        self.method, self.variables, self.config = method, variables, config
+        self.source_image, self.target_image, self.features = source_image, target_image, features
+        self._memo: dict = {}
+
+    @classmethod
+    def build(cls, method: str, variables: dict | None, config: CoarseConfig, source: np.ndarray,
+              target: np.ndarray) -> "CoarseSearch":
+        """Resizes ``source`` and ``target`` ((H, W, 3) float32 in [0, 1], any sizes) per ``config``."""
+        if method == "deep":
+            features = extract(variables, source, target, config)
+            return cls(method, variables, config, features.source_image, features.target_image, features)
+        return cls(method, variables, config, resize_image(source, config.size, config.rule),
+                   resize_image(target, config.size, config.rule), None)
+
+    def with_target(self, target: np.ndarray) -> "CoarseSearch":
+        """The same source (its features reused) against another target (YFCC rotations)."""
+        target_image = resize_image(target, self.config.size, self.config.rule)
+        features = None
+        if self.features is not None:
+            target_features = backbone_features(self.variables, target_image[None])
+            flat, xy = _flatten_with_coordinates(target_features)
+            features = dataclasses.replace(self.features, target=flat, target_xy=xy,
+                                           target_cells_hw=tuple(target_features.shape[1:3]),
+                                           target_image=target_image)
+        return CoarseSearch(self.method, self.variables, self.config, self.source_image, target_image, features)
+
+    def homography(self, excluded: np.ndarray, index: int) -> CoarseHomography:
+        """Homography number ``index`` avoiding the ``excluded`` target pixels (bool, any lattice size)."""
+        excluded = np.asarray(excluded, bool)
+        key = (index, excluded.shape, np.packbits(excluded).tobytes())
+        if key not in self._memo:
+            self._memo[key] = self._search(excluded, index)
+        return self._memo[key]
+
+    def _search(self, excluded: np.ndarray, index: int) -> CoarseHomography:
+        seed = self.config.seed + index
+        if self.method == "identity":
+            return CoarseHomography(np.eye(3) if index == 0 else None, 0, 0)
+        if self.method == "deep":
+            cells = downsample_mask(excluded, self.features.target_cells_hw)
+            return coarse_homography(self.features, self.config, cells, seed=seed)
+        allowed = ~downsample_mask(excluded, self.target_image.shape[:2])
+        return sift_homography(self.source_image, self.target_image, allowed_target=allowed, seed=seed,
+                               iterations=self.config.iterations)

@@ -1,4 +1,4 @@
-"""RANSAC-Flow's local correlation (``netCorr``, CorrNeigh with kernel 7), ransac_flow.md §2.3.
+"""RANSAC-Flow's local correlation (``netCorr``, CorrNeigh with kernel 7).
 
 Channel ``k`` of the volume is the displacement ``(dx, dy) = (k mod K - r, k // K - r)`` in feature cells
 (dy-major, dx-minor), with ``K = 2r + 1``. The decoders' 49-channel axes use the same order.

@@ -1,10 +1,10 @@
-"""Flow and matchability decoders on the 49-channel correlation (ransac_flow.md §2.4, §2.5).
+"""Flow and matchability decoders on the 49-channel correlation.
 
 Both share a trunk conv3x3 49 -> 512 -> 256 -> 128 (no bias, each followed by BN + ReLU) and differ
 in ``conv4``. Submodule names mirror the PyTorch keys (``conv1..conv4``, ``bn1..bn3``). The 49-channel
 axes keep the correlation's dy-major / dx-minor order (``correlation.window_offsets``).
 
-Init (§2.5): Kaiming normal, fan-out, ReLU gain for every conv except the matchability ``conv4``,
+Init (the official one): Kaiming normal, fan-out, ReLU gain for every conv except the matchability ``conv4``,
 which is N(0, 1e-4^2) so that the initial matchability is about 0.5; BN scale 1, shift 0.
 """
 

@@ -1,95 +1,26 @@
-"""RANSAC-Flow fine network (ransac_flow.md §2) and its two inference recipes.
+"""The fine stage: the fine network applied to a pair, at inference.
 
-Conventions (ransac_flow.md §0): images are ``(B, H, W, 3)`` float32 RGB in [0, 1], with no mean/std
-normalisation (the fine network was trained on raw RGB). Grids are ``(..., 2)``, x first, normalised
-[-1, 1] with align_corners=True (AC), and map a target pixel to the source location to read.
-Feature maps are ``(B, h, w, C)`` with ``h = H / 8`` when 8 divides H (exact sizes in ``AntiAliasedTrunk``).
+* :func:`fine_flow`: on a pair that is already coarsely aligned (the training-time parameterisation).
+* :func:`refine`: on top of a coarse homography (the evaluation scripts' recipe).
+* :func:`refine_two_levels`: KITTI's variant, the fine network at two target sizes composed at full size.
 
-On GPUs, float32 convs may run at TF32 precision; wrap parity checks in
-``jax.default_matmul_precision("highest")``.
+Images are ``(B, H, W, 3)`` float32 RGB in [0, 1]. Grids map a target pixel to the source location to read,
+``(..., 2)``, x first, normalised AC. The network's 1/8-resolution outputs are upsampled half-pixel style
+(``align_corners=False``) at inference and align-corners style in ``fine_flow`` (as in training).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import functools
 
 import chex
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from artdup_jax.geometry.homography import homography_grid
 from artdup_jax.geometry.resize import resize_bilinear
 from artdup_jax.geometry.sampling import grid_sample, identity_grid
-from artdup_jax.nn.blurpool import AntiAliasedTrunk
-from artdup_jax.ransac_flow.correlation import local_correlation
-from artdup_jax.ransac_flow.decoders import FlowDecoder, MatchabilityDecoder
-
-L2_EPS = 1e-12
-
-
-def l2_normalise(features: jnp.ndarray, eps: float = L2_EPS) -> jnp.ndarray:
-    """``x / max(|x|_2, eps)`` over the channel axis (torch ``F.normalize`` semantics)."""
-    norm = jnp.sqrt(jnp.sum(jnp.square(features), axis=-1, keepdims=True))
-    return features / jnp.maximum(norm, eps)
-
-
-class FineNetwork(nn.Module):
-    """Feature extractor (``netFeatCoarse``) + flow decoder (``netFlowCoarse``) + matchability (``netMatch``).
-
-    ``__call__(target, source)`` runs both images through the shared extractor as one batch (as in
-    training, so train-mode BatchNorm sees both), correlates ``Corr(f_T, f_S)`` and ``Corr(f_S, f_T)``
-    and returns, at feature resolution ``(h, w)``:
-
-      residual               ``(B, h, w, 2)`` flow decoder on Corr(f_T, f_S), normalised offsets, x first
-      matchability           ``(B, h, w, 1)`` matchability decoder on Corr(f_T, f_S) (m_TS)
-      matchability_backward  ``(B, h, w, 1)`` matchability decoder on Corr(f_S, f_T) (m_ST)
-
-    ``backward=False`` skips m_ST (the key is then absent). The matchability decoder sees both
-    correlations as one batch, so train-mode BatchNorm statistics cover both directions.
-    ``source=None`` correlates the target with itself (enough to initialise the variables).
-    """
-
-    dtype: Any = jnp.float32
-
-    def setup(self):
-        self.feature_extractor = AntiAliasedTrunk(dtype=self.dtype)
-        self.flow_decoder = FlowDecoder(dtype=self.dtype)
-        self.matchability_decoder = MatchabilityDecoder(dtype=self.dtype)
-
-    def features(self, images: jnp.ndarray, train: bool = False) -> jnp.ndarray:
-        """``(B, H, W, 3)`` in [0, 1] -> L2-normalised ``(B, h, w, 256)`` float32."""
-        return l2_normalise(self.feature_extractor(images, train).astype(jnp.float32))
-
-    def __call__(
-        self, target: jnp.ndarray, source: jnp.ndarray | None = None, train: bool = False, backward: bool = True
-    ) -> dict:
-        if source is None:
-            source = target
-        chex.assert_equal_shape([target, source])
-        chex.assert_rank(target, 4)
-        features = self.features(jnp.concatenate([target, source], axis=0), train)
-        f_target, f_source = jnp.split(features, 2, axis=0)
-        corr_ts = local_correlation(f_target, f_source)
-        out = {"residual": self.flow_decoder(corr_ts, train)}
-        if not backward:
-            out["matchability"] = self.matchability_decoder(corr_ts, train)
-            return out
-        corr_st = local_correlation(f_source, f_target)
-        matchability = self.matchability_decoder(jnp.concatenate([corr_ts, corr_st], axis=0), train)
-        out["matchability"], out["matchability_backward"] = jnp.split(matchability, 2, axis=0)
-        return out
-
-
-def init_fine_network(rng: jax.Array, image_size: tuple[int, int] = (64, 64)) -> dict:
-    """Fresh variables ``{"params": ..., "batch_stats": ...}`` (§2.5 init) for ``FineNetwork``.
-
-    ``image_size`` ``(H, W)`` only sets the shapes traced at init; the variables work at any size.
-    """
-    height, width = image_size
-    return jax.jit(FineNetwork().init, static_argnames="train")(
-        rng, jnp.zeros((1, height, width, 3), jnp.float32), train=False
-    )
+from artdup_jax.ransac_flow.model import FineNetwork
 
 
 def _check_images(source: jnp.ndarray, target: jnp.ndarray) -> None:
@@ -100,7 +31,7 @@ def _check_images(source: jnp.ndarray, target: jnp.ndarray) -> None:
 
 @jax.jit
 def fine_flow(variables: dict, source: jnp.ndarray, target: jnp.ndarray) -> dict:
-    """Fine network on a pair that is already coarsely aligned (training-time parameterisation, §2.6).
+    """Fine network on a pair that is already coarsely aligned (training-time parameterisation).
 
     Args:
       variables: ``FineNetwork`` variables ``{"params", "batch_stats"}`` (BN in inference mode).
@@ -125,7 +56,7 @@ def fine_flow(variables: dict, source: jnp.ndarray, target: jnp.ndarray) -> dict
 
 @jax.jit
 def refine(variables: dict, source: jnp.ndarray, target: jnp.ndarray, homography: jnp.ndarray) -> dict:
-    """Fine alignment on top of a coarse homography: the evaluation scripts' recipe (§2.6, §2.7).
+    """Fine alignment on top of a coarse homography: the evaluation scripts' recipe.
 
     1. ``G = homography_grid(homography)`` on the target's AC lattice; ``S_c = grid_sample(source, G)``.
     2. Fine network on ``(T, S_c)``: residual Δ, m_TS = Match(Corr(f_T, f_S)), m_ST = Match(Corr(f_S, f_T)).
@@ -156,9 +87,63 @@ def refine(variables: dict, source: jnp.ndarray, target: jnp.ndarray, homography
     def upsample(x):  # HP resize: the inference / result scripts' convention
         return resize_bilinear(x, (height, width), align_corners=False)
 
-    residual_grid = jnp.clip(identity_grid(height, width, align_corners=True) + upsample(out["residual"]), -1.0, 1.0)
+    residual_grid = _residual_grid(out["residual"], (height, width))
     final_grid = grid_sample(coarse_grid, residual_grid, align_corners=True)
     forward = upsample(out["matchability"])[..., 0]
     backward = grid_sample(upsample(out["matchability_backward"]), residual_grid, align_corners=True)[..., 0]
     inside = jnp.all(jnp.abs(final_grid) <= 1.0, axis=-1)
     return {"grid": final_grid, "matchability": forward * backward * inside.astype(forward.dtype)}
+
+
+def _residual_grid(residual, size_hw):
+    """``P = clamp(g + U(Δ), -1, 1)``: ``(B, H, W, 2)`` from a ``(B, h, w, 2)`` residual, with ``g`` the AC
+    identity grid and ``U`` the half-pixel bilinear resize to ``size_hw``."""
+    h, w = size_hw
+    return jnp.clip(identity_grid(h, w, align_corners=True) + resize_bilinear(residual, (h, w), align_corners=False),
+                    -1.0, 1.0)
+
+
+@jax.jit
+def _fine_on_grid(variables, source, target, coarse_grid):
+    """Fine network on ``(T, grid_sample(source, coarse_grid))``: residual, m_TS, m_ST at 1/8 resolution."""
+    coarse_source = grid_sample(source, coarse_grid, align_corners=True)
+    return FineNetwork().apply(variables, target, coarse_source, train=False)
+
+
+@functools.partial(jax.jit, static_argnames=("size_hw",))
+def _level_one_grid(H, residual_1, *, size_hw):
+    """Level 2's "coarse" grid: the level-1 result at level 2's size (upsampled Δ1, clamped, composed with the
+    homography grid of that size)."""
+    return grid_sample(homography_grid(H, *size_hw)[None], _residual_grid(residual_1, size_hw), align_corners=True)
+
+
+@functools.partial(jax.jit, static_argnames=("out_hw",))
+def _compose_two_levels(H, residual_1, level_2, *, out_hw):
+    """At ``out_hw``: homography ∘ level 1 ∘ level 2, and the bidirectional matchability."""
+    p_1 = _residual_grid(residual_1, out_hw)
+    p_2 = _residual_grid(level_2["residual"], out_hw)
+    grid_1 = grid_sample(homography_grid(H, *out_hw)[None], p_1, align_corners=True)
+    grid = grid_sample(grid_1, p_2, align_corners=True)
+    forward = resize_bilinear(level_2["matchability"], out_hw, align_corners=False)[..., 0]
+    backward = grid_sample(resize_bilinear(level_2["matchability_backward"], out_hw, align_corners=False), p_2,
+                           align_corners=True)[..., 0]
+    inside = jnp.all(jnp.abs(grid) <= 1.0, axis=-1).astype(jnp.float32)
+    return grid[0], (forward * backward * inside)[0]
+
+
+def refine_two_levels(variables: dict, source: jnp.ndarray, target_1: jnp.ndarray, target_2: jnp.ndarray,
+                      homography: jnp.ndarray, *, out_hw) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """KITTI's two-level fine alignment for one homography, composed at ``out_hw`` (the original size).
+
+    Level 1 refines the homography on ``target_1`` (``(1, H1, W1, 3)``, half the fine size); level 2 refines
+    level 1's result on ``target_2`` (``(1, H2, W2, 3)``). source: ``(1, Hs, Ws, 3)``. homography: ``(3, 3)``
+    target-normalised → source-normalised (AC). Returns the grid ``(H, W, 2)`` and the matchability ``(H, W)``
+    at ``out_hw``. The two fine passes are separate jitted calls (one compilation per level size, reused
+    across pairs).
+    """
+    H = jnp.asarray(homography, jnp.float32)
+    h1, w1 = target_1.shape[1:3]
+    level_1 = _fine_on_grid(variables, source, target_1, homography_grid(H, h1, w1)[None])
+    coarse_2 = _level_one_grid(H, level_1["residual"], size_hw=tuple(target_2.shape[1:3]))
+    level_2 = _fine_on_grid(variables, source, target_2, coarse_2)
+    return _compose_two_levels(H, level_1["residual"], level_2, out_hw=tuple(out_hw))

@@ -1,16 +1,27 @@
-"""RANSAC-Flow's unsupervised training losses (ransac_flow.md §3.4), as pure functions of NHWC arrays.
+"""RANSAC-Flow's unsupervised training losses, as pure functions of NHWC arrays, and the weighted loss of one
+training step for the three stage modes (:func:`training_losses`).
 
+Terms: reconstruction (SSIM, :func:`reconstruction_loss`), cycle consistency (:func:`cycle_loss`),
+matchability (:func:`matchability_loss`), flow smoothness (:func:`gradient_loss`).
 Conventions: images (B, H, W, 3) in [0, 1]; grids/flows (B, H, W, 2) normalised [-1, 1], AC, x first;
 masks (B, H, W, 1). Border handling follows the official code: zero padding for every window.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from artdup_jax.geometry.resize import resize_bilinear
+from artdup_jax.geometry.sampling import grid_sample, identity_grid
+from artdup_jax.nn.blurpool import AntiAliasedTrunk
+from artdup_jax.ransac_flow.correlation import local_correlation
+from artdup_jax.ransac_flow.decoders import FlowDecoder, MatchabilityDecoder
+from artdup_jax.ransac_flow.model import l2_normalise
 
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
@@ -109,3 +120,83 @@ def margin_mask(batch: int, size: int, margin: int, dtype=jnp.float32):
     """Mg: 1 on the central (size − 2·margin)² pixels, 0 elsewhere. (B, size, size, 1)."""
     inside = jnp.zeros((size, size), dtype).at[margin:size - margin, margin:size - margin].set(1.0)
     return jnp.broadcast_to(inside[None, :, :, None], (batch, size, size, 1))
+
+
+# --------------------------------------------------------------------------------------------------
+# One training step's weighted loss
+
+
+MODES = ("flow", "flow+match", "grad")
+
+
+@dataclasses.dataclass(frozen=True)
+class LossWeights:
+    """The weights of the cycle, matchability and gradient terms (the reconstruction term has weight 1)."""
+
+    cycle: float = 0.0  # μ
+    matchability: float = 0.0  # λ
+    gradient: float = 0.0  # γ
+
+
+def _apply(module, variables, name, x, train: bool):
+    """Applies one sub-network of FineNetwork; returns (output, its new batch_stats)."""
+    sub = {"params": variables["params"][name], "batch_stats": variables["batch_stats"][name]}
+    if not train:
+        return module.apply(sub, x, train=False), variables["batch_stats"][name]
+    out, updates = module.apply(sub, x, train=True, mutable=["batch_stats"])
+    return out, updates["batch_stats"]
+
+
+def training_losses(variables: dict, image_1, image_2, *, mode: str, weights: LossWeights, margin: int):
+    """The forward pass and weighted loss of one training step. Returns ``(loss, metrics, batch_stats)``.
+
+    image_1, image_2: (B, S, S, 3) in [0, 1], coarse-aligned pairs. Each pair is used in both directions:
+    images are stacked ``[I1_1..I1_B, I2_1..I2_B]`` and image k is the source for target
+    ``r(k) = (k + B) mod 2B``, i.e. ``jnp.roll(·, B, axis=0)``. Modes:
+
+    * ``flow`` (stages 1–2): L = L_rec(Mg) + μ L_cyc(Mg), Mg the central-region mask (``margin``);
+    * ``flow+match`` (stage 3): L = L_rec(mc) + μ L_cyc(mc) + λ L_match (+ γ L_grad), mc the cycle
+      matchability;
+    * ``grad``: as ``flow+match`` with γ > 0, the feature extractor's BatchNorm on running statistics.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    batch, size = image_1.shape[0], image_1.shape[1]
+    images = jnp.concatenate([image_1, image_2], axis=0)  # (2B, S, S, 3)
+    partner = lambda x: jnp.roll(x, batch, axis=0)  # x[r(k)]
+    with_match = mode != "flow"
+    stats = dict(variables["batch_stats"])
+
+    features, stats["feature_extractor"] = _apply(
+        AntiAliasedTrunk(), variables, "feature_extractor", images, train=mode != "grad")
+    features = l2_normalise(features)
+    correlation = local_correlation(partner(features), features)  # Corr(f[r(k)], f[k])
+    residual, stats["flow_decoder"] = _apply(FlowDecoder(), variables, "flow_decoder", correlation, train=True)
+
+    identity = identity_grid(size, size, align_corners=True)
+    upsampled = resize_bilinear(residual, (size, size), align_corners=True)  # legacy ×8 AC upsampling
+    final = jnp.clip(identity + upsampled, -1.0, 1.0)  # (2B, S, S, 2): target r(k) pixel -> location in I[k]
+    warped = grid_sample(images, final, align_corners=True)  # should resemble I[r(k)]
+    cycle = grid_sample(partner(final), final, align_corners=True)  # should equal the identity
+    margin_weight = margin_mask(2 * batch, size, margin)
+
+    metrics = {}
+    if with_match:
+        match, stats["matchability_decoder"] = _apply(
+            MatchabilityDecoder(), variables, "matchability_decoder", correlation, train=True)
+        match = resize_bilinear(match, (size, size), align_corners=True) * margin_weight
+        cycle_match = grid_sample(partner(match), final, align_corners=True) * match
+        weight = cycle_match
+        match_loss = matchability_loss(cycle_match, margin_weight)
+        grad_loss = gradient_loss(upsampled, cycle_match, margin_weight)
+        metrics.update(matchability_loss=match_loss, gradient_loss=grad_loss,
+                       mean_matchability=jnp.sum(cycle_match) / jnp.sum(margin_weight))
+    else:
+        weight = margin_weight
+        match_loss = grad_loss = 0.0
+    rec_loss = reconstruction_loss(warped, partner(images), weight)
+    cyc_loss = cycle_loss(cycle, identity, weight)
+    loss = (rec_loss + weights.cycle * cyc_loss + weights.matchability * match_loss
+            + weights.gradient * grad_loss)
+    metrics.update(reconstruction_loss=rec_loss, cycle_loss=cyc_loss)
+    return loss, metrics, stats

@@ -1,6 +1,6 @@
-"""Evaluation metrics of ransac_flow.md §4: AEPE, PCK, KITTI Fl, relative-pose error and accuracy.
+"""Evaluation metrics of the RANSAC-Flow protocols: AEPE, PCK, KITTI Fl, relative-pose error and accuracy.
 
-Conventions (ransac_flow.md §0, §2.6):
+Conventions:
 
 * A *grid* is ``(H_t, W_t, 2)`` (or with leading batch dims): for every target pixel, the source location in
   normalised AC coordinates, x (column) first. It converts to source pixels with
@@ -158,7 +158,7 @@ def fl_all(num_outliers, num_valid):
 
 
 def sparse_pck_counts(grid, source_size_hw, source_xy, target_xy, thresholds=SPARSE_PCK_THRESHOLDS):
-    """MegaDepth / RobotCar scoring of one pair (ransac_flow.md §4.3).
+    """MegaDepth / RobotCar scoring of one pair.
 
     Keypoints are truncated to integers (``astype(int64)``, toward zero) both where the grid is read
     (target) and as the ground-truth source position; a point is correct iff its error is ``<=`` the
@@ -231,7 +231,7 @@ def corner_error(H_estimated, H_expected, size_hw):
 
 
 # --------------------------------------------------------------------------------------------------
-# Relative pose (YFCC, ransac_flow.md §4.4)
+# Relative pose (YFCC)
 
 
 def estimate_relative_pose(points_a, points_b, *, threshold: float = 5e-4):

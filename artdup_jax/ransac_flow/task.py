@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import functools
 
-import jax
 import numpy as np
 
-from artdup_jax.geometry.sampling import grid_sample, normalised_to_pixel
-from artdup_jax.ransac_flow import losses, training, training_data
-from artdup_jax.ransac_flow.fine import FineNetwork, fine_flow, init_fine_network
-from artdup_jax.training.registry import Task
+from artdup_jax.geometry.sampling import grid_sample, normalised_to_pixel, numpy_identity_grid
+from artdup_jax.ransac_flow import data, losses
+from artdup_jax.ransac_flow.fine import fine_flow
+from artdup_jax.ransac_flow.model import FineNetwork, init_fine_network
+from artdup_jax.training.task import Task
 
 _EVAL_SEED_OFFSET = 1_000_003
 
@@ -23,9 +23,9 @@ def init_variables(model, rng, config) -> dict:
     size = config.input.image_size
     variables = dict(init_fine_network(rng, (size, size)))
     if config.get("zero_flow_head"):
-        # Uniform window probabilities, i.e. the identity flow, instead of §2.5's random initial flow. The
-        # SSIM loss's gradient only points the right way within a pixel or two of the true flow, so short
-        # runs must start at the identity; the official 200-epoch recipe keeps the spec's init.
+        # Uniform window probabilities, i.e. the identity flow, instead of the official random initial flow.
+        # The SSIM loss's gradient only points the right way within a pixel or two of the true flow, so short
+        # runs must start at the identity; the official 200-epoch recipe keeps the official init.
         flow = dict(variables["params"]["flow_decoder"])
         flow["conv4"] = {"kernel": np.zeros_like(flow["conv4"]["kernel"])}
         variables["params"] = {**variables["params"], "flow_decoder": flow}
@@ -34,15 +34,15 @@ def init_variables(model, rng, config) -> dict:
 
 def loss_fn(model, variables, batch, rng, config):
     del model, rng
-    loss, metrics, stats = training.training_losses(
+    loss, metrics, stats = losses.training_losses(
         variables, batch["image_1"], batch["image_2"], mode=config.mode,
-        weights=training.LossWeights(**config.loss_weights), margin=config.input.margin)
+        weights=losses.LossWeights(**config.loss_weights), margin=config.input.margin)
     return loss, (metrics, stats)
 
 
 def _synthetic(config, seed):
     inp = config.input
-    return functools.partial(training_data.synthetic_pair, seed=seed, size=inp.image_size,
+    return functools.partial(data.synthetic_pair, seed=seed, size=inp.image_size,
                              max_shift=inp.max_shift, deformation=inp.deformation,
                              jitter=inp.get("jitter", True))
 
@@ -52,12 +52,12 @@ def input_pipeline(config, *, first_step, process_index, process_count):
 
     inp = config.input
     if inp.get("pairs_folder"):
-        reader = training_data.MegaDepthPairs(inp.pairs_folder, size=inp.image_size)
+        reader = data.MegaDepthPairs(inp.pairs_folder, size=inp.image_size)
         groups = reader.groups()
         make = functools.partial(reader.example, seed=config.seed, groups=groups)
     else:
         make = _synthetic(config, config.seed)
-    return indexed_batches(make, training_data.pair_signature(inp.image_size), first_step=first_step,
+    return indexed_batches(make, data.pair_signature(inp.image_size), first_step=first_step,
                            global_batch=config.batch_size, process_index=process_index,
                            process_count=process_count, threads=inp.threads)
 
@@ -79,7 +79,7 @@ def evaluate(model, variables, config) -> dict:
     size, margin = config.input.image_size, config.input.margin
     centre = (slice(None), slice(margin, size - margin), slice(margin, size - margin))
     valid = np.all(np.abs(truth) <= 1, axis=-1)[centre]
-    identity = np.stack(np.meshgrid(*(np.linspace(-1, 1, size),) * 2), axis=-1)
+    identity = numpy_identity_grid(size, size)
 
     def epe(grid):
         pixels = np.asarray(normalised_to_pixel(grid, (size, size), align_corners=True))

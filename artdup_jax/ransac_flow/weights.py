@@ -1,4 +1,4 @@
-"""RANSAC-Flow fine-network checkpoints (ransac_flow.md §2.8) -> ``artdup_jax.ransac_flow.FineNetwork``.
+"""RANSAC-Flow fine-network checkpoints -> ``artdup_jax.ransac_flow.FineNetwork``.
 
 A released ``.pth`` is a dict of four state_dicts; ``read_state_dict`` flattens it with "." so keys read
 ``netFeatCoarse.conv1.weight``, ``netFlowCoarse.bn1.running_var``, ``netMatch.conv4.weight`` (``netCorr``
@@ -25,7 +25,7 @@ import numpy as np
 
 from artdup_jax.checkpoints.conversion import CheckpointMismatchError, Family, register
 from artdup_jax.checkpoints.torchvision import torchvision_module
-from artdup_jax.ransac_flow.fine import FineNetwork
+from artdup_jax.ransac_flow.model import FineNetwork
 
 NETWORKS = {  # Flax submodule of FineNetwork -> entry of the released checkpoint dict
     "feature_extractor": "netFeatCoarse",

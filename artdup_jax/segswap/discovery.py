@@ -1,8 +1,8 @@
-"""Object discovery with SegSwap: pairwise stage, correspondence graph, leading eigenvector (segswap.md §4.5).
+"""Object discovery with SegSwap: correspondence graph and leading eigenvector over the matchable pairs.
 
-  stage = pairwise_stage(variables, features, flipped_features)      # every unordered pair, batched
+  stage = inference.pairwise_stage(variables, features, flipped_features)   # every unordered pair, batched
   pairs = stage["outputs"].subset(stage["matchable"])
-  result = discover(pairs, num_images, sigma=1.2)                    # {"vertices", "graph", "vector", "heat"}
+  result = discover(pairs, num_images, sigma=1.2)                           # {"vertices", "graph", "vector", "heat"}
 
 Steps of ``discover`` (each a function here):
 
@@ -37,19 +37,10 @@ code (NumPy broadcasting over blocks of vertex pairs); the eigenvector uses SciP
 from __future__ import annotations
 
 import dataclasses
-import functools
-import itertools
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 from scipy import sparse
 from scipy.sparse.linalg import eigsh
-
-from artdup_jax.segswap.masks import joint_mask
-from artdup_jax.segswap.model import predict_from_features
-from artdup_jax.segswap.score import pair_scores
-from artdup_jax.segswap.transformer import SMALL, TransformerConfig
 
 SIGMA = {"Car": 5.0, "Airplane": 0.8, "Horse": 1.2}
 
@@ -76,67 +67,6 @@ class Vertices:
 
     def __len__(self) -> int:
         return len(self.pair)
-
-
-# ------------------------------------------------------------------------------------------ pairwise stage
-
-
-@functools.partial(jax.jit, static_argnames=("config", "flip"))
-def _pair_block(variables, features, flipped_features, first, second, *, config, flip):
-    features_1, features_2 = features[first], features[second]
-    out_1, out_2 = predict_from_features(variables, features_1, features_2, config=config)
-    flipped = jnp.zeros(first.shape, bool)
-    if flip:
-        flip_1, flip_2 = predict_from_features(variables, features_1, flipped_features[second], config=config)
-        # Back to the unflipped second image (pitfall 9): image 1's x mirrors; image 2's map flips left-right and
-        # its x, which points into the unflipped image 1, stays.
-        flip_1 = flip_1.at[..., 0].set(1.0 - flip_1[..., 0])
-        flip_2 = flip_2[:, :, ::-1]
-        flipped = jnp.sum(flip_1[..., 2], axis=(1, 2)) > jnp.sum(out_1[..., 2], axis=(1, 2))
-        out_1 = jnp.where(flipped[:, None, None, None], flip_1, out_1)
-        out_2 = jnp.where(flipped[:, None, None, None], flip_2, out_2)
-    cycle_1, cycle_2 = joint_mask(out_1, out_2), joint_mask(out_2, out_1)  # one-step m1·S(m2, C12), m2·S(m1, C21)
-    scores = jnp.stack([pair_scores(out_1, out_2, features_1, features_2),
-                        pair_scores(out_2, out_1, features_2, features_1)], axis=-1)
-    cells = out_1.shape[1] * out_1.shape[2]
-    valid = (jnp.sum(cycle_1, axis=(1, 2)) >= 0.01 * cells) & (jnp.sum(cycle_2, axis=(1, 2)) >= 0.01 * cells)
-    return out_1, out_2, jnp.where(valid[:, None], scores, 0.0), cycle_1, cycle_2, flipped
-
-
-def pairwise_stage(variables: dict, features: np.ndarray, flipped_features: np.ndarray | None = None, *,
-                   batch_size: int = 32, config: TransformerConfig = SMALL) -> dict:
-    """Every unordered pair (i < j, ``itertools.combinations`` order), ``batch_size`` pairs per compiled call.
-
-    Args:
-      features: ``(N, h, w, C)`` L2-normalised backbone features (all images the same size).
-      flipped_features: features of the horizontally flipped images; given, each pair is also run against the
-        flipped second image and that result (mapped back) is kept when image 1's mask sum is larger.
-    Returns:
-      ``{"outputs": PairOutputs (all pairs), "matchable": (P,) bool (max(S12, S21) > 1% of the cells),
-      "flipped": (P,) bool, "cycle_first" / "cycle_second": (P, h, w) one-step cycle masks}``, NumPy. A pair whose
-      cycle masks sum below 1% of the cells scores 0.
-    """
-    count = len(features)
-    if count < 2:
-        raise ValueError(f"the pairwise stage needs at least two images, got {count}")
-    pairs = np.array(list(itertools.combinations(range(count), 2)), np.int32)
-    variables = jax.device_put(variables)
-    features_device = jnp.asarray(features, jnp.float32)
-    flip = flipped_features is not None
-    flipped_device = jnp.asarray(flipped_features, jnp.float32) if flip else features_device
-    chunks = []
-    for start in range(0, len(pairs), batch_size):
-        block = pairs[start:start + batch_size]
-        valid = len(block)
-        padded = np.concatenate([block, np.zeros((batch_size - valid, 2), np.int32)])  # one compilation
-        result = _pair_block(variables, features_device, flipped_device, padded[:, 0], padded[:, 1],
-                             config=config, flip=flip)
-        chunks.append([np.asarray(r)[:valid] for r in result])
-    first, second, scores, cycle_1, cycle_2, flipped = (np.concatenate(c) for c in zip(*chunks))
-    height, width = features.shape[1:3]
-    return {"outputs": PairOutputs(pairs, first, second, scores),
-            "matchable": scores.max(axis=1) > 0.01 * height * width,
-            "flipped": flipped, "cycle_first": cycle_1, "cycle_second": cycle_2}
 
 
 # ------------------------------------------------------------------------------------------ graph building

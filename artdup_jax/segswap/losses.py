@@ -1,4 +1,4 @@
-"""SegSwap's training loss (segswap.md §3.1), pure jnp.
+"""SegSwap's training loss, pure jnp.
 
   L = BCE + η · L_corr,  η = 8.
 
@@ -8,7 +8,7 @@ model's clamp keeps in [1e-7, 1 - 1e-7]):
   transported masks   Ŵ_X = S(O_Y[mask], O_X[xy]) -> M_X,  Ŵ_Y = S(O_X[mask], O_Y[xy]) -> M_Y
   negatives           N_X[mask] -> 0,  N_Y[mask] -> 0           (in-batch and hard negatives)
 so with P positives and 3P negatives the effective weights are 20 % / 20 % / 60 %. A negative pair can be
-dropped with weight 0 (pairs whose images share content); with all weights 1 this is the spec's mean.
+dropped with weight 0 (pairs whose images share content); with all weights 1 this is the paper's mean.
 
 L_corr is L1 on both coordinates of the predicted correspondences, on the cells where a GT mask equals its
 own maximum (per sample and per image, usually the interior), normalised by 2 · (number of such cells).

@@ -1,4 +1,4 @@
-"""Sampling per-cell maps at predicted correspondences, and the masks built from it (segswap.md §4.1).
+"""Sampling per-cell maps at predicted correspondences, and the masks built from it.
 
 Correspondences ("flows") are the model's (x, y) channels: ``(..., h, w, 2)``, x first, normalised [0, 1]
 over the *other* image, cell centre j at (j + 0.5) / w. ``S(m, C)`` samples map ``m`` bilinearly at C with

@@ -1,4 +1,4 @@
-"""SegSwap = frozen MoCo-v2 ResNet-50 (layer3) + co-segmentation transformer (segswap.md §2).
+"""SegSwap = frozen MoCo-v2 ResNet-50 (layer3) + co-segmentation transformer.
 
 Variables (what ``convert.load_torch_checkpoint("segswap", pth)`` and ``init_segswap`` return)::
 
@@ -6,7 +6,8 @@ Variables (what ``convert.load_torch_checkpoint("segswap", pth)`` and ``init_seg
    "batch_stats": {"backbone": <BN running statistics>}}
 
 The backbone always runs in inference mode (running BN statistics); training only updates
-``params["transformer"]`` and may precompute features with ``extract_features``.
+``params["transformer"]``. The jit-compiled forward functions (``predict``, ``extract_features``,
+``predict_from_features``) are in ``inference``.
 
 Images: ``(B, H, W, 3)`` float32 RGB in [0, 1], ImageNet-normalised inside. H and W should be multiples of
 16 (stride of layer3), so that cell j covers pixels [16j, 16j + 16) and its centre is (j + 0.5) / w.
@@ -15,8 +16,6 @@ On GPUs, float32 convs and matmuls may run at reduced precision; wrap parity che
 """
 
 from __future__ import annotations
-
-import functools
 
 import chex
 import flax.linen as nn
@@ -80,40 +79,3 @@ def init_segswap(rng: jax.Array, image_size: tuple[int, int] = (64, 64), config:
     """
     height, width = image_size
     return jax.jit(SegSwap(config).init)(rng, jnp.zeros((1, height, width, 3), jnp.float32))
-
-
-@functools.partial(jax.jit, static_argnames="config")
-def predict(variables: dict, source: jnp.ndarray, target: jnp.ndarray, *, config: TransformerConfig = SMALL) -> dict:
-    """Co-segmentation of an image pair (inference: no dropout).
-
-    Args:
-      variables: ``SegSwap`` variables (module docstring).
-      source: ``(B, H, W, 3)`` float32 RGB in [0, 1].
-      target: ``(B, H', W', 3)`` float32 RGB in [0, 1]; may differ in size from ``source``.
-      config: transformer hyper-parameters (static); the default is the released model.
-    Returns:
-      source, target: ``(B, h, w, 3)`` per image, channels (x, y, mask) in [1e-7, 1 - 1e-7]. (x, y) is
-        where the cell's content lies in the other image, normalised [0, 1] over that image's width and
-        height, cell centres at (j + 0.5) / w (align_corners=False); mask is the co-segmentation probability.
-      features_source, features_target: ``(B, h, w, 1024)``, the L2-normalised backbone features.
-    """
-    return SegSwap(config).apply(variables, source, target)
-
-
-@functools.partial(jax.jit, static_argnames="config")
-def extract_features(variables: dict, images: jnp.ndarray, *, config: TransformerConfig = SMALL) -> jnp.ndarray:
-    """``(B, H, W, 3)`` RGB in [0, 1] -> L2-normalised backbone features ``(B, H/16, W/16, 1024)``."""
-    return SegSwap(config).apply(variables, images, method=SegSwap.features)
-
-
-@functools.partial(jax.jit, static_argnames="config")
-def predict_from_features(variables: dict, features_source: jnp.ndarray, features_target: jnp.ndarray,
-                          key_mask_source: jnp.ndarray | None = None, key_mask_target: jnp.ndarray | None = None,
-                          *, config: TransformerConfig = SMALL) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """Transformer only (inference), on features from ``extract_features``.
-
-    Key masks: ``(B, h, w)`` bool, True = usable as an attention key (None: all).
-    Returns ``(out_source, out_target)``, ``(B, h, w, 3)`` each, as in ``predict``.
-    """
-    return SegSwap(config).apply(variables, features_source, features_target, key_mask_source, key_mask_target,
-                                 method=SegSwap.transform)

@@ -1,4 +1,4 @@
-"""DETR-style normalised sine position encoding of a feature grid (segswap.md §2.2).
+"""DETR-style normalised sine position encoding of a feature grid.
 
 For an ``h x w`` grid, with 1-based row r and column c:
   ŷ = r / (h + 1e-6) · 2π,   x̂ = c / (w + 1e-6) · 2π          (so both span (0, 2π] whatever the size)

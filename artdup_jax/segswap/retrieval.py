@@ -1,15 +1,15 @@
-"""One-shot retrieval on Brueghel with SegSwap (segswap.md §4.2), and the query steps shared by §4.4.
+"""One-shot retrieval on Brueghel with SegSwap: the query crop, the cached database features, the protocol.
 
   database = database_features(variables, paths, cache_dir=...)    # (N, 40, 40, 1024), once, cached on disk
   query = prepare_query(read_image(path), box)                     # 640² crop around the box, box prior
   result = retrieve(variables, query, database.features)           # S(query, image) for every image
-  ap = average_precision(result["score"], relevant, exclude=index)
+  ap = metrics.average_precision(result["score"], relevant, exclude=index)
   summary = evaluate_retrieval(variables, queries, paths)          # the whole protocol, mAP per class
 
 Protocol (``RetrievalProtocol``; the defaults are the release's):
 
 * Database: every image resized to 640×640 (aspect ignored, PIL bilinear on 8-bit RGB), L2-normalised
-  features computed once. Unlike the release's first run (pitfall 6), features are always normalised.
+  features computed once. Unlike the release's first run, features are always ImageNet-normalised.
 * Query: the image is resized so that the box's longer side is about 64 px, each box side rounded to a
   multiple of 16 (x and y scaled separately, PIL bicubic: the default of ``Image.resize`` in Pillow >= 7), the
   image kept at least 640 on each side; then a 640×640 window centred on the box, shifted to stay inside. The
@@ -17,11 +17,12 @@ Protocol (``RetrievalProtocol``; the defaults are the release's):
 * Box prior: the box in cells, ``round(x1/16 - 1)`` .. ``round(x2/16 + 1)`` (Python rounding, half to even),
   clipped to the grid: dilated by one cell. It is also the evaluation region P.
 * Prior refinement: the query's self-pair, ``m_prior = a'`` of ``cycle_consistent_masks(box · O1[mask],
-  O2[mask], O1[xy], O2[xy])``.
-* Scores: ``score_against_collection`` with that prior and region (query = source of every pair).
-* AP (the release's, image level): rank every image but the query's own by S (ties keep collection order),
-  sum the precision at each relevant image, divide by the number of distinct relevant images. mAP: mean AP
-  per class, then mean over classes (``mAP_per_class``); ``mAP_per_query`` is also given.
+  O2[mask], O1[xy], O2[xy])`` (``inference.refine_prior``).
+* Scores: ``inference.score_against_collection`` with that prior and region (query = source of every pair).
+* AP (``metrics.average_precision``, the release's, image level): rank every image but the query's own by S
+  (ties keep collection order), sum the precision at each relevant image, divide by the number of distinct
+  relevant images. mAP: mean AP per class, then mean over classes (``mAP_per_class``); ``mAP_per_query`` is
+  also given.
 
 Images are ``(H, W, 3)`` float32 RGB in [0, 1] (``artdup_jax.data.images.read_image``); boxes are
 ``[x1, y1, x2, y2]`` pixels, x = column, x2 / y2 exclusive; cell maps are ``(h, w)`` row-major.
@@ -30,7 +31,6 @@ Images are ``(H, W, 3)`` float32 RGB in [0, 1] (``artdup_jax.data.images.read_im
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import os
@@ -43,17 +43,17 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from artdup_jax.checkpoints.resolver import load_weights
 from artdup_jax.data.images import read_image
-from artdup_jax.data.outputs import to_uint8
-from artdup_jax.segswap.masks import cycle_consistent_masks
-from artdup_jax.segswap.model import STRIDE, extract_features, init_segswap, predict_from_features
-from artdup_jax.segswap.score import collection_features, score_against_collection
+from artdup_jax.segswap.inference import (
+    collection_features,
+    extract_features,
+    refine_prior,
+    resize_rgb,
+    score_against_collection,
+)
+from artdup_jax.segswap.metrics import average_precision
+from artdup_jax.segswap.model import STRIDE
 from artdup_jax.segswap.transformer import SMALL, TransformerConfig
-from artdup_jax.segswap.weights import FAMILY
-
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,45 +69,7 @@ class RetrievalProtocol:
 BRUEGHEL = RetrievalProtocol()
 
 
-# ------------------------------------------------------------------------------------------------- weights
-
-
-def load_segswap(checkpoint: str | os.PathLike | None = None, *, seed: int | None = None) -> dict:
-    """SegSwap variables: a released ``.pth`` (e.g. ``hard_mining_neg5.pth``), a converted-variables directory or
-    a training workdir; or, with ``checkpoint=None``, random weights from ``seed`` (smoke runs only)."""
-    if checkpoint is None:
-        if seed is None:
-            raise ValueError("give a checkpoint, or a seed for random weights")
-        return init_segswap(jax.random.PRNGKey(seed))
-    return load_weights(checkpoint, FAMILY)
-
-
-def fingerprint(variables: dict) -> str:
-    """A short hash of every leaf (to key feature caches to the weights that made them)."""
-    digest = hashlib.sha1()
-    for path, leaf in jax.tree_util.tree_flatten_with_path(variables)[0]:
-        digest.update(jax.tree_util.keystr(path).encode())
-        digest.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
-    return digest.hexdigest()[:16]
-
-
-# ------------------------------------------------------------------------------------------- preprocessing
-
-
-def resize_rgb(image: np.ndarray, size_wh: tuple[int, int], resample: int = Image.Resampling.BILINEAR) -> np.ndarray:
-    """``(H, W, 3)`` float RGB in [0, 1] -> ``(h, w, 3)`` float32, through 8-bit PIL as the release (exact for
-    images read from 8-bit files)."""
-    resized = Image.fromarray(to_uint8(image)).resize(tuple(int(s) for s in size_wh), resample=resample)
-    return np.asarray(resized, np.float32) / 255.0
-
-
-def release_inverse_normalisation(images: np.ndarray) -> np.ndarray:
-    """Inputs that make the model see what the Tokyo / Pitts database and Internet loaders fed the release.
-
-    Those loaders normalised with mean ``-m/s`` and std ``1/s``, i.e. gave the network ``x·s + m`` (pitfall 6).
-    The model normalises ``(x - m)/s`` inside, so this returns ``(x·s + m)·s + m`` (no longer in [0, 1]).
-    """
-    return (np.asarray(images, np.float32) * IMAGENET_STD + IMAGENET_MEAN) * IMAGENET_STD + IMAGENET_MEAN
+# ------------------------------------------------------------------------------------------------- queries
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,22 +118,6 @@ def prepare_query(image: np.ndarray, box: Sequence[int], protocol: RetrievalProt
                      box_prior(crop_box, cells, stride=stride, dilation=protocol.dilation))
 
 
-@functools.partial(jax.jit, static_argnames="config")
-def refine_prior(variables: dict, query_features: jnp.ndarray, prior: jnp.ndarray, *,
-                 config: TransformerConfig = SMALL) -> jnp.ndarray:
-    """Self-pair cycle-consistent prior (Brueghel / Tokyo / Pitts query refinement).
-
-    Args:
-      query_features: ``(h, w, C)`` L2-normalised backbone features of the query.
-      prior: ``(h, w)`` initial prior (the dilated box, or ones).
-    Returns:
-      ``(h, w)`` float32: ``a'`` of ``cycle_consistent_masks(prior · O1[mask], O2[mask], O1[xy], O2[xy])``.
-    """
-    out_1, out_2 = predict_from_features(variables, query_features[None], query_features[None], config=config)
-    refined, _ = cycle_consistent_masks(prior[None] * out_1[..., 2], out_2[..., 2], out_1[..., :2], out_2[..., :2])
-    return refined[0]
-
-
 # ------------------------------------------------------------------------------------------------ database
 
 
@@ -180,6 +126,15 @@ class DatabaseFeatures:
     names: tuple[str, ...]  # file names, collection order
     sizes: np.ndarray  # (N, 2) int original (height, width)
     features: np.ndarray  # (N, h, w, C) float32 L2-normalised (a read-only memmap when cached)
+
+
+def fingerprint(variables: dict) -> str:
+    """A short hash of every leaf (to key feature caches to the weights that made them)."""
+    digest = hashlib.sha1()
+    for path, leaf in jax.tree_util.tree_flatten_with_path(variables)[0]:
+        digest.update(jax.tree_util.keystr(path).encode())
+        digest.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _cache_key(paths: Sequence[str], protocol: RetrievalProtocol, weights: str) -> str:
@@ -241,7 +196,7 @@ def database_features(variables: dict, paths: Sequence[str | os.PathLike], *,
     return DatabaseFeatures(names, sizes, np.load(npy, mmap_mode="r"))
 
 
-# ------------------------------------------------------------------------------------------ query, metric
+# --------------------------------------------------------------------------------------------- retrieval
 
 
 def retrieve(variables: dict, query: QueryCrop, database: np.ndarray, *, protocol: RetrievalProtocol = BRUEGHEL,
@@ -262,26 +217,9 @@ def retrieve(variables: dict, query: QueryCrop, database: np.ndarray, *, protoco
     return {**result, "prior": np.asarray(prior)}
 
 
-def average_precision(scores: np.ndarray, relevant: np.ndarray, *, exclude: int | None = None) -> float:
-    """Image-level AP as the release: rank by score (descending, ties in collection order) without ``exclude``;
-    the sum of the precisions at the relevant images over ``relevant.sum()`` (every relevant image, including an
-    excluded one). 0 when nothing is relevant."""
-    scores = np.asarray(scores, np.float64)
-    relevant = np.asarray(relevant, bool)
-    total = int(relevant.sum())
-    if total == 0:
-        return 0.0
-    order = np.argsort(-scores, kind="stable")
-    if exclude is not None:
-        order = order[order != exclude]
-    hits = relevant[order]
-    ranks = np.flatnonzero(hits) + 1
-    return float(np.sum(np.arange(1, len(ranks) + 1) / ranks) / total)
-
-
 def coarse_box(location: Sequence[float], image_hw: Sequence[int], box_fraction_wh: Sequence[float]) -> tuple[int, ...]:
     """A box centred on the coarse location (normalised (x, y)) with sides ``box_fraction_wh`` of the image,
-    clipped to it: ``[x1, y1, x2, y2]`` pixels. The release stops at the coarse location (§4.3); this box only
+    clipped to it: ``[x1, y1, x2, y2]`` pixels. The release stops at the coarse location; this box only
     lets the detection harness run (it assumes the detail has the same size in cells as in the query crop)."""
     height, width = image_hw
     cx, cy = location[0] * width, location[1] * height

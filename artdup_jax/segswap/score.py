@@ -1,4 +1,4 @@
-"""Pair scores from the model outputs (segswap.md §4.1) and one-query-against-a-collection scoring.
+"""The SegSwap pair score S(s, t) from model outputs and backbone features (no model call here).
 
 For a source (query) image s and a target (database) image t:
 
@@ -9,9 +9,9 @@ For a source (query) image s and a target (database) image t:
   S(s, t)    = Σ over distinct target cells u of max(0, max{s(p) : p ∈ P, t(p) = u})
 
 P is the evaluation region (default: every source cell); only its cells are read (``region_cells``), so a
-Brueghel query box of 36 cells gathers 36 feature pairs per image pair, not h·w. The score is directional: S(s, t) uses the
-source's region, prior, mask and correspondences, so S(s, t) ≠ S(t, s) in general, even for outputs of
-one forward pass.
+Brueghel query box of 36 cells gathers 36 feature pairs per image pair, not h·w. The score is directional:
+S(s, t) uses the source's region, prior, mask and correspondences, so S(s, t) ≠ S(t, s) in general, even for
+outputs of one forward pass. ``inference.score_against_collection`` runs the model and scores in one call.
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from artdup_jax.segswap.masks import sample_at
-from artdup_jax.segswap.model import extract_features, predict_from_features
-from artdup_jax.segswap.transformer import SMALL, TransformerConfig
 
 
 def target_cells(flow: jnp.ndarray, target_hw: tuple[int, int]) -> jnp.ndarray:
@@ -77,7 +75,7 @@ def region_cells(region, shape: tuple[int, ...], size: int | None = None) -> tup
 
 def every_cell(region) -> bool:
     """Whether ``region`` (None, or a concrete bool mask) is every cell: scores then read the source maps whole
-    instead of gathering each cell (whole-image scoring of 32 pairs of 20x20 maps: 17 instead of 30 ms)."""
+    instead of gathering each cell (faster: no gather)."""
     if region is None:
         return True
     try:
@@ -158,18 +156,6 @@ def region_location(output_source: jnp.ndarray, region: jnp.ndarray) -> jnp.ndar
     return jnp.sum(output_source[..., :2] * weights, axis=(1, 2)) / jnp.maximum(jnp.sum(weights), 1.0)
 
 
-@functools.partial(jax.jit, static_argnames="config")
-def _score_block(variables, query_features, block_features, prior, region, cells, valid, config):
-    """One compiled call: transformer on ``B`` (query, image) pairs, then their scores over ``cells`` ``(K,)``."""
-    batch = block_features.shape[0]
-    query = jnp.broadcast_to(query_features[None], (batch, *query_features.shape))
-    out_query, out_block = predict_from_features(variables, query, block_features, config=config)
-    priors = jnp.broadcast_to(prior, (batch, *prior.shape))
-    scores = jax.vmap(score_at_cells, in_axes=(0, 0, 0, 0, 0, None, None))(
-        out_query, out_block, query, block_features, priors, cells, valid)
-    return scores, region_location(out_query, region)
-
-
 def padded_cell_count(count: int, total: int) -> int:
     """The next power of two ≥ ``count`` (at most ``total``): queries with similar regions share a compilation."""
     return min(1 << max(count - 1, 0).bit_length(), total)
@@ -201,64 +187,3 @@ def score_outputs(out_query, out_collection, query_features, collection_features
     cells, valid = (None, None) if every_cell(region) else (a[0] for a in region_cells(region, (1, h, w)))
     return _score_outputs(out_query, out_collection, query_features, collection_features, prior, cells, valid,
                           batch_size)
-
-
-def _blocks(array: np.ndarray, batch_size: int):
-    """Yields ``(block, valid)`` with every block padded (with zeros) to ``batch_size``: one compilation."""
-    for start in range(0, len(array), batch_size):
-        block = np.asarray(array[start:start + batch_size])
-        valid = len(block)
-        if valid < batch_size:
-            block = np.concatenate([block, np.zeros((batch_size - valid, *block.shape[1:]), block.dtype)])
-        yield block, valid
-
-
-def collection_features(variables: dict, images, *, batch_size: int = 32,
-                        config: TransformerConfig = SMALL) -> np.ndarray:
-    """``(N, H, W, 3)`` RGB in [0, 1] -> L2-normalised features ``(N, h, w, 1024)`` (NumPy), in batches."""
-    variables = jax.device_put(variables)  # once, not once per block (converted variables are NumPy)
-    chunks = [np.asarray(extract_features(variables, jnp.asarray(block, jnp.float32), config=config))[:valid]
-              for block, valid in _blocks(np.asarray(images), batch_size)]
-    return np.concatenate(chunks)
-
-
-def score_against_collection(variables: dict, query, collection, *, prior=None, region=None, batch_size: int = 32,
-                             config: TransformerConfig = SMALL) -> dict:
-    """Scores one query against every image of a collection, ``batch_size`` pairs per compiled call.
-
-    The query is the source of every pair (official Brueghel / Tokyo / Pitts convention).
-
-    Args:
-      variables: ``SegSwap`` variables.
-      query: ``(H, W, 3)`` RGB image in [0, 1], or its features ``(h, w, C)`` from ``extract_features``.
-      collection: ``(N, H', W', 3)`` images in [0, 1], or features ``(N, h', w', C)`` (e.g. a cache from
-        ``collection_features``). A last axis of 3 means images. Host (NumPy) arrays are fine: only one
-        block at a time goes to the device.
-      prior: ``(h, w)`` prior mask on the query cells (None: ones). The Brueghel recipe refines it first
-        with ``masks.cycle_consistent_masks`` on the query's self-pair.
-      region: ``(h, w)`` bool evaluation region P (None: every cell).
-    Returns:
-      ``{"score": (N,) float32, "location": (N, 2) float32}`` (NumPy): S(query, image) and the mean predicted
-      (x, y) over the region, in [0, 1] of each collection image.
-    """
-    variables = jax.device_put(variables)
-    query = jnp.asarray(query, jnp.float32)
-    if query.shape[-1] == 3:
-        query = extract_features(variables, query[None], config=config)[0]
-    if np.shape(collection)[-1] == 3:
-        collection = collection_features(variables, collection, batch_size=batch_size, config=config)
-    h, w, _ = query.shape
-    prior = jnp.ones((h, w), jnp.float32) if prior is None else jnp.asarray(prior, jnp.float32)
-    region = jnp.ones((h, w), bool) if region is None else jnp.asarray(region, bool)
-    region_np = np.asarray(region)
-    cells = cell_valid = None  # every cell
-    if not every_cell(region_np):
-        cells, cell_valid = (a[0] for a in region_cells(region_np, (1, h, w),
-                                                        padded_cell_count(int(region_np.sum()), h * w)))
-    scores, locations = [], []
-    for block, valid in _blocks(np.asarray(collection), batch_size):
-        score, location = _score_block(variables, query, jnp.asarray(block, jnp.float32), prior, region,
-                                       cells, cell_valid, config)
-        scores.append(np.asarray(score)[:valid])
-        locations.append(np.asarray(location)[:valid])
-    return {"score": np.concatenate(scores), "location": np.concatenate(locations)}

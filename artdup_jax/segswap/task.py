@@ -1,4 +1,4 @@
-"""The ``segswap`` training task: the co-segmentation transformer on synthetic segment-swap pairs (§1, §3).
+"""The ``segswap`` training task: the co-segmentation transformer on synthetic segment-swap pairs (``data``).
 
 Backbone: frozen. Its features are computed inside the step (inference-mode BatchNorm, under
 ``stop_gradient``; ``optimizer.trainable = ("transformer",)`` keeps Adam off it). Precomputing would need a
@@ -7,7 +7,7 @@ forward is cheap next to the transformer's forward and backward on the 4 × (pos
 ``config.backbone_from`` names converted MoCo-v2 ResNet-50 variables (``python -m artdup_jax.convert
 moco_resnet50 ...``); empty means random weights (tests and smoke runs only).
 
-One step (§3.1): backbone on the A and B images; one coin for the whole batch swaps (A, B) -> (X, Y); the
+One step: backbone on the A and B images; one coin for the whole batch swaps (A, B) -> (X, Y); the
 positives (X_i, Y_i) with B's region key mask, and the in-batch negatives (A_i, B_{i+s}), s = 1..3 (no key
 masks, never swapped), go through the transformer (dropout on) in one call; negatives whose images share a
 content group get weight 0. Stage 2 (``hard_negatives.count > 0``) also mines hard negatives inside the step:
@@ -15,12 +15,12 @@ every unordered pair of a pool (the batch's A and B images plus ``pool_per_examp
 example) that shares no content is scored with the current transformer (dropout off, no gradient), as the
 mean mask of X plus the mean mask of Y, scores ≤ ``min_score`` set to 0; ``count`` pairs are drawn without
 replacement ∝ score (Gumbel top-k) and join the negatives. The official script scores a pool of 500 images
-once per ≤ 100 iterations instead (§3.3); mining per step from a smaller pool keeps the step pure.
+once per ≤ 100 iterations instead; mining per step from a smaller pool keeps the step pure.
 
 evaluate(): on held-out synthetic pairs, the mask IoU (mask > 0.5 against GT > 0.5, both images, no key
 masks) against two trivial predictions (every cell foreground; the central half of each side), the mask's
 foreground-vs-background AUC over the cells (threshold-free; 0.5 = no ranking), the loss,
-and the mean predicted mask on negative pairs (A_i, B_{i+1}).
+and the mean predicted mask on negative pairs (A_i, B_{i+1}); the metric functions are in ``metrics``.
 """
 
 from __future__ import annotations
@@ -30,13 +30,15 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy.stats import rankdata
 
-from artdup_jax import style
-from artdup_jax.segswap import losses, segments, synthesis
+from artdup_jax.checkpoints.orbax_io import load_variables
+from artdup_jax.segswap import data, losses
+from artdup_jax.segswap.metrics import foreground_auc, mask_iou
 from artdup_jax.segswap.model import SegSwap
+from artdup_jax.segswap.style import load_painting_styliser
 from artdup_jax.segswap.transformer import TransformerConfig
-from artdup_jax.training.registry import Task
+from artdup_jax.training.initialise import replace_matching
+from artdup_jax.training.task import Task
 
 _EVAL_SEED_OFFSET = 1_000_003  # evaluation pairs come from their own seed stream
 
@@ -49,9 +51,9 @@ _OPTIONAL_SYNTHESIS_FIELDS = ("one_object_scales", "aspect", "max_rotation", "ma
                               "border_crop_probability")  # SynthesisConfig's defaults when config.input lacks them
 
 
-def synthesis_config(config) -> synthesis.SynthesisConfig:
+def synthesis_config(config) -> data.SynthesisConfig:
     inp = config.input
-    return synthesis.SynthesisConfig(
+    return data.SynthesisConfig(
         image_size=inp.image_size, stride=inp.stride, two_object_probability=inp.two_object_probability,
         dilation=inp.dilation, blend_modes=tuple(inp.blend_modes), stylise_probability=inp.stylise_probability,
         tps_probability=inp.tps_probability, region_mask_probability=inp.region_mask_probability,
@@ -67,9 +69,8 @@ def rbg_key(rng: jax.Array) -> jax.Array:
     """A typed RBG key drawn from ``rng``, for initialisation and dropout.
 
     XLA's RngBitGenerator compiles several times faster on CPU than threefry, whose per-shape kernels
-    dominate compiling ResNet-50's init and the dropout masks of the step (on 2 CPU cores: ~7 s instead of
-    ~20 s, and ~10 s instead of ~80 s). Its bits may change with the sharding or the XLA version, which only
-    affects the random initial weights and the dropout noise.
+    dominate compiling ResNet-50's init and the dropout masks of the step. Its bits may change with the
+    sharding or the XLA version, which only affects the random initial weights and the dropout noise.
     """
     return jax.random.wrap_key_data(jax.random.bits(rng, (4,), jnp.uint32), impl="rbg")
 
@@ -78,9 +79,6 @@ def init_variables(model, rng, config) -> dict:
     size = config.input.image_size
     variables = dict(jax.jit(model.init)(rbg_key(rng), jnp.zeros((1, size, size, 3), jnp.float32)))
     if config.get("backbone_from"):
-        from artdup_jax.checkpoints.orbax_io import load_variables
-        from artdup_jax.training.initialise import replace_matching
-
         loaded = load_variables(config.backbone_from)
         backbone = {"params": {"backbone": loaded["params"]}, "batch_stats": {"backbone": loaded["batch_stats"]}}
         variables = replace_matching(variables, backbone, source=config.backbone_from)
@@ -167,10 +165,10 @@ def loss_fn(model, variables, batch, rng, config):
 @functools.lru_cache(maxsize=4)
 def _source_and_styles(kind: str, image_folder: str, mask_folder: str, tfds_data_dir: str, style_folder: str,
                        max_side: int, segment_area: tuple[float, float]):
-    source = segments.make_source(kind, image_folder=image_folder, mask_folder=mask_folder,
-                                  tfds_data_dir=tfds_data_dir, max_side=max_side, segment_area=segment_area)
-    paintings = segments.folder_images(style_folder, max_side) if style_folder else segments.bundled_paintings()
-    return source, synthesis.prepare_styles(paintings, max_side)
+    source = data.make_source(kind, image_folder=image_folder, mask_folder=mask_folder,
+                              tfds_data_dir=tfds_data_dir, max_side=max_side, segment_area=segment_area)
+    paintings = data.folder_images(style_folder, max_side) if style_folder else data.bundled_paintings()
+    return source, data.prepare_styles(paintings, max_side)
 
 
 def _example_fn(config, seed: int):
@@ -178,9 +176,9 @@ def _example_fn(config, seed: int):
     source, styles = _source_and_styles(inp.segments, inp.image_folder, inp.mask_folder, inp.tfds_data_dir,
                                         inp.style_folder, inp.max_side, tuple(inp.get("segment_area", (0.02, 0.4))))
     pool = config.hard_negatives.pool_per_example if config.hard_negatives.count else 0
-    # AdaIN (§1.4) from converted weights; without them the classical stylisation (example["style_method"]).
-    styliser = style.load_painting_styliser(inp.adain_weights) if inp.get("adain_weights") else None
-    return functools.partial(synthesis.make_example, seed=seed, source=source, styles=styles,
+    # AdaIN from converted weights; without them the classical stylisation (example["style_method"]).
+    styliser = load_painting_styliser(inp.adain_weights) if inp.get("adain_weights") else None
+    return functools.partial(data.make_example, seed=seed, source=source, styles=styles,
                              config=synthesis_config(config), pool_images=pool, styliser=styliser)
 
 
@@ -188,32 +186,13 @@ def input_pipeline(config, *, first_step, process_index, process_count):
     from artdup_jax.data.tf_pipeline import indexed_batches  # TensorFlow only for training
 
     pool = config.hard_negatives.pool_per_example if config.hard_negatives.count else 0
-    return indexed_batches(_example_fn(config, config.seed), synthesis.signature(synthesis_config(config), pool),
+    return indexed_batches(_example_fn(config, config.seed), data.signature(synthesis_config(config), pool),
                            first_step=first_step, global_batch=config.batch_size, process_index=process_index,
                            process_count=process_count, threads=config.input.threads)
 
 
 # --------------------------------------------------------------------------------------------------------
 # Evaluation.
-
-
-def mask_iou(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """``(N, h, w)`` probabilities and soft GT -> ``(N,)`` IoU of ``> 0.5`` against ``> 0.5`` (1 if both empty)."""
-    p, t = predicted > 0.5, truth > 0.5
-    union = np.sum(p | t, axis=(1, 2))
-    return np.where(union > 0, np.sum(p & t, axis=(1, 2)) / np.maximum(union, 1), 1.0)
-
-
-def foreground_auc(predicted: np.ndarray, truth: np.ndarray) -> float:
-    """Probability that a random GT-foreground cell (GT > 0.5) gets a higher mask than a random background
-    cell (ties count half), over all cells of ``(N, h, w)`` maps; 0.5 if either set is empty. Threshold-free,
-    so it shows a mask learning to rank cells before its probabilities cross 0.5."""
-    foreground = truth.ravel() > 0.5
-    count_fg, count_bg = int(foreground.sum()), int((~foreground).sum())
-    if not count_fg or not count_bg:
-        return 0.5
-    ranks = rankdata(predicted.ravel())
-    return float((ranks[foreground].sum() - count_fg * (count_fg + 1) / 2) / (count_fg * count_bg))
 
 
 def centre_prior(shape: tuple[int, ...]) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The SegSwap co-segmentation transformer (segswap.md §2.2) in Flax Linen.
+"""The SegSwap co-segmentation transformer in Flax Linen.
 
 Input: two L2-normalised backbone feature maps ``(B, hx, wx, 1024)`` and ``(B, hy, wy, 1024)``.
 Output: one ``(B, h, w, 3)`` map per image, channels (x, y, mask), all probabilities in
@@ -29,7 +29,7 @@ dropout on the attention probabilities. Dropout is active only with ``determinis
 Key masks: ``(B, h, w)`` bool, True = the token may serve as a key (the *opposite* of PyTorch's
 ``key_padding_mask``). A masked token still queries and gets an output; it is just never attended to,
 in any layer. If every key of an image is masked, attention over it falls back to uniform weights over
-all its keys instead of PyTorch's NaN (segswap.md §7.17); callers should not rely on that case.
+all its keys instead of PyTorch's NaN; callers should not rely on that case.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SegSwap checkpoints (segswap.md §2.4) -> ``artdup_jax.segswap.SegSwap`` variables.
+"""SegSwap checkpoints -> ``artdup_jax.segswap.SegSwap`` variables: the ``segswap`` family and ``load_segswap``.
 
 A released ``.pth`` (``hard_mining_neg5.pth``) is a dict ``{"backbone", "encoder", "optimiser"}``;
 ``read_state_dict`` flattens it with ".". Flax submodules map to its keys by rule:
@@ -14,18 +14,23 @@ Attention input projections are stored by PyTorch as ``….self_attn.in_proj_wei
 ``.bias``, which is how they are named in error messages. ``optimiser.*`` (the Adam state) and
 ``num_batches_tracked`` are ignored. Option ``config`` (a ``segswap.TransformerConfig``, default: the
 released "small" model) sets the transformer's sizes.
+
+``load_segswap(path)`` reads a released ``.pth``, a converted-variables directory or a training workdir.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Mapping
 
+import jax
 import numpy as np
 
 from artdup_jax.checkpoints.conversion import Family, register
+from artdup_jax.checkpoints.resolver import load_weights
 from artdup_jax.checkpoints.torchvision import torchvision_module
-from artdup_jax.segswap.model import SegSwap
+from artdup_jax.segswap.model import SegSwap, init_segswap
 from artdup_jax.segswap.transformer import SMALL
 
 FAMILY = _FAMILY = "segswap"
@@ -68,3 +73,13 @@ register(
         description="SegSwap: dict of backbone (ResNet-50 layer3 nn.Sequential) / encoder (net.*) / optimiser",
     )
 )
+
+
+def load_segswap(checkpoint: str | os.PathLike | None = None, *, seed: int | None = None) -> dict:
+    """SegSwap variables: a released ``.pth`` (e.g. ``hard_mining_neg5.pth``), a converted-variables directory or
+    a training workdir; or, with ``checkpoint=None``, random weights from ``seed`` (smoke runs only)."""
+    if checkpoint is None:
+        if seed is None:
+            raise ValueError("give a checkpoint, or a seed for random weights")
+        return init_segswap(jax.random.PRNGKey(seed))
+    return load_weights(checkpoint, FAMILY)

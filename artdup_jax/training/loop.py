@@ -1,6 +1,6 @@
 """The generic training loop: sharded jit step, Orbax resume, metrics, evals, final report.
 
-Everything method-specific comes from the task (``registry.get_task(config.task)``); this file only wires
+Everything method-specific comes from the task (a ``training.task.Task``); this file only wires
 the pieces together, in the shape of Flax's own examples: create state, jit one pure step, loop.
 """
 
@@ -16,8 +16,9 @@ import jax.numpy as jnp
 from artdup_jax.training import checkpoints as checkpoints_lib
 from artdup_jax.training import mesh as mesh_lib
 from artdup_jax.training import metrics as metrics_lib
-from artdup_jax.training import initialise, optimizers, registry
+from artdup_jax.training import initialise, optimizers
 from artdup_jax.training.state import TrainState
+from artdup_jax.training.task import Task
 
 
 def create_train_state(rng, config, task, model) -> TrainState:
@@ -51,14 +52,13 @@ def _global_norm(tree):
     return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree)))
 
 
-def train(config, workdir: str) -> dict:
+def train(config, workdir: str, task: Task) -> dict:
     """Trains ``config.task`` (an ``ml_collections.ConfigDict``) for ``config.total_steps`` steps in
     ``workdir``, resuming if it holds checkpoints.
 
     Returns the final report (also written to ``workdir/report.json``).
     """
     started = time.time()
-    task = registry.get_task(config.task)
     model = task.create_model(config)
     mesh = mesh_lib.make_data_mesh()
     mesh_lib.check_divisible(config.batch_size, mesh)

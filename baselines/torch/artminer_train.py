@@ -1,6 +1,6 @@
 """PyTorch port of one ArtMiner feature-learning step (artminer.md §2.3-§2.7), written from the spec.
 
-The throughput baseline of ``artdup_jax.artminer.training``'s loss on mined pairs; never imported by the
+The throughput baseline of ``artdup_jax.artminer.losses``' loss on mined pairs; never imported by the
 library. As the release trains: for each of the ``B`` kept pairs, each image runs alone through the network
 (``baselines.torch.artminer.ArtMinerNet``) in **train mode at batch size 1**, at its own size, so BatchNorm
 normalises with the image's own statistics and updates the running ones at every forward pass. For each pair

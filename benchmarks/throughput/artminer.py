@@ -37,8 +37,9 @@ import numpy as np
 import torch
 
 from artdup_jax.artminer import DetectionConfig, FeatureCache, Query, detect
-from artdup_jax.artminer.features import SCALES, features, resized_hw
+from artdup_jax.artminer.model import features
 from artdup_jax.artminer.packed_maps import packed_maps
+from artdup_jax.artminer.resize_rule import SCALES, resized_hw
 from artdup_jax.data.synthetic_collection import make_collection
 from baselines.torch import artminer as torch_artminer
 from benchmarks.throughput import harness, models

@@ -203,12 +203,6 @@ def compiled_stats(jitted: Callable, *args, **kwargs) -> dict[str, float]:
     return stats
 
 
-def add_stats(*stats: dict[str, float]) -> dict[str, float]:
-    """Totals of several ``compiled_stats`` (a candidate that calls several compiled functions)."""
-    keys = set.intersection(*(set(s) for s in stats))
-    return {k: float(sum(s[k] for s in stats)) for k in keys}
-
-
 # ------------------------------------------------------------------------------------------------ memory
 
 
@@ -327,9 +321,8 @@ def time_candidates(candidates: dict[str, Callable[[], Any]], *, repeats: int, w
 
 
 def run_case(stage: str, case: str, candidates: dict[str, Callable[[], Any]], *, subject: str,
-             repeats: int, warmup: int = 1, params: dict | None = None,
-             metrics: Callable[[str, Any], dict] | None = None,
-             agreement: Callable[[dict[str, Any]], dict] | None = None,
+             repeats: int, agreement: Callable[[dict[str, Any]], dict], warmup: int = 1,
+             params: dict | None = None, metrics: Callable[[str, Any], dict] | None = None,
              items: tuple[int, str] | None = None, baseline: str | None = None,
              compiled: dict[str, dict] | None = None, flops: float | dict[str, float] | None = None,
              memory: bool = False) -> dict[str, Any]:
@@ -342,8 +335,8 @@ def run_case(stage: str, case: str, candidates: dict[str, Callable[[], Any]], *,
       repeats, warmup: timed rounds and untimed rounds after the first call.
       params: input description recorded with the result.
       metrics: ``(name, output) -> {metric: value}`` quality numbers per candidate (e.g. corner error).
-      agreement: ``{name: output} -> {"ok": bool, ...}`` the stage's cross-check of the outputs; a
-        ``max_abs_diff`` entry is shown in the summary table.
+      agreement: ``{name: output} -> {"ok": bool, ...}`` the stage's cross-check of the outputs (required:
+        a case is never reported as agreeing unchecked); a ``max_abs_diff`` entry is shown in the table.
       items: ``(count, unit)`` processed by one call (e.g. ``(32, "pairs")``): adds items per second.
       baseline: the candidate the summary table sets against the subject (default: the first PyTorch one,
         else the first of another library).
@@ -368,7 +361,7 @@ def run_case(stage: str, case: str, candidates: dict[str, Callable[[], Any]], *,
         "timings": timings,
         "speedup": {name: t["median_s"] / subject_median for name, t in timings.items()},
         "metrics": {name: (metrics(name, out) if metrics else {}) for name, out in outputs.items()},
-        "agreement": agreement(outputs) if agreement else {"ok": True},
+        "agreement": agreement(outputs),
     }
     if load_before is not None:
         result["load_average_1min"] = [load_before, os.getloadavg()[0]]  # other processes on the machine
@@ -393,11 +386,6 @@ def run_case(stage: str, case: str, candidates: dict[str, Callable[[], Any]], *,
     if memory:
         result["memory"] = {name: timings[name].pop("memory") for name in candidates}
     return result
-
-
-def skipped_case(stage: str, case: str, reason: str) -> dict[str, Any]:
-    """A case that could not run (e.g. no training code yet); shown in the summary with its reason."""
-    return {"stage": stage, "case": case, "skipped": reason, "agreement": {"ok": True}}
 
 
 # -------------------------------------------------------------------------------------------- checks

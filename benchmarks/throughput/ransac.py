@@ -27,7 +27,8 @@ import cv2
 import jax
 import numpy as np
 
-from artdup_jax.geometry.ransac import find_homographies, find_homography, official_ransac_flow_ransac
+from artdup_jax.geometry.ransac import find_homographies, find_homography
+from artdup_jax.ransac_flow.official_ransac import official_ransac_flow_ransac
 from baselines.torch.ransac_flow_ransac import ransac_flow_ransac
 from benchmarks.throughput.harness import run_case, torch_device
 

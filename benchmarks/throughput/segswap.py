@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from artdup_jax.segswap import SMALL, pair_scores, predict_from_features, score_against_collection, score_outputs
+from artdup_jax.segswap import inference as inference_module
 from artdup_jax.segswap import score as score_module
 from baselines.torch import segswap as reference
 from benchmarks.throughput import harness, models
@@ -143,7 +144,7 @@ def run(quick: bool = False, device: str = "cpu", seed: int = 0) -> list[dict]:
     blocks = -(-collection_size // batch)
     cells, valid = score_module.region_cells(region, (1, *region.shape),
                                              score_module.padded_cell_count(int(region.sum()), region.size))
-    compiled = {"jax": harness.compiled_stats(score_module._score_block, variables, jnp.asarray(query),
+    compiled = {"jax": harness.compiled_stats(inference_module._score_block, variables, jnp.asarray(query),
                                               jnp.asarray(collection[:batch]), jnp.asarray(prior),
                                               jnp.asarray(region), cells[0], valid[0], config=SMALL)}
     compiled["jax"]["flops"] *= blocks

@@ -1,6 +1,6 @@
 """Throughput case "train": one ArtMiner feature-learning step on mined pairs (artminer.md §2.3-§2.7), pairs/s.
 
-* JAX: the library's loss on kept pairs (``artminer.training``: ``pair_inputs`` -> ``mining.train_canvas_features``
+* JAX: the library's loss on kept pairs (``artminer.losses``: ``pair_inputs`` -> ``mining.train_canvas_features``
   (train-mode BN per image on padded canvases, running statistics updated image by image) ->
   ``hard_positive_terms`` -> mean), under ``training.loop.make_train_step`` with Adam from
   ``training.optimizers.build_optimizer`` (lr 1e-5, betas (0.5, 0.999), as ``configs/artminer.py``), jitted
@@ -10,7 +10,7 @@
 * PyTorch: ``baselines.torch.artminer_train.training_step``: each image alone through the ResNet-18 port in
   train mode at batch size 1 and its own size, the hinge loss, ``backward``, ``Adam.step``.
 
-Inputs: candidate images of mixed aspect ratios (smooth random pictures) as ``training.CandidateImages``
+Inputs: candidate images of mixed aspect ratios (smooth random pictures) as ``artminer.data.CandidateImages``
 batches, and ``MinedPairs`` drawn at random (valid scales and positions: with random weights, mining would
 pick arbitrary pairs anyway). Both start from ``models.artminer``'s random weights and BN statistics.
 
@@ -27,7 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 import torch
 
-from artdup_jax.artminer import mining, training
+from artdup_jax.artminer import data, losses, mining
+from artdup_jax.artminer.model import NETWORK
 from artdup_jax.nn.normalise import IMAGENET_MEAN, IMAGENET_STD
 from artdup_jax.training.optimizers import build_optimizer
 from baselines.torch import artminer_train
@@ -50,7 +51,7 @@ def candidate_batch(seed: int, num_images: int, config: mining.MiningConfig) -> 
     size = 16 * max(config.scales)
     shapes = [(size * 3 // 4, size) if i % 2 == 0 else (size, size * 3 // 4) for i in range(num_images)]
     pictures = [models.smooth_images(seed + i, (1, h, w, 3), cell=16)[0] for i, (h, w) in enumerate(shapes)]
-    images = training.CandidateImages([str(i) for i in range(num_images)], config,
+    images = data.CandidateImages([str(i) for i in range(num_images)], config,
                                       read=lambda path: pictures[int(path)])
     return images.batch(range(num_images))
 
@@ -69,13 +70,13 @@ def random_pairs(seed: int, batch: dict, pairs: int, config: mining.MiningConfig
 
 
 def loss_on_mined_pairs(model, variables, batch, rng, config):
-    """``artminer.training.training_loss`` without its mining call: the pairs come in ``batch["mined"]``."""
+    """``artminer.losses.training_loss`` without its mining call: the pairs come in ``batch["mined"]``."""
     del model, rng
     mined = batch["mined"]
-    canvases, cells = training.pair_inputs(batch, mined)
+    canvases, cells = losses.pair_inputs(batch, mined)
     maps, batch_stats = mining.train_canvas_features(variables, canvases, cells)
     pairs = mined.image.shape[0]
-    terms = training.hard_positive_terms(maps.reshape(pairs, 2, *maps.shape[1:]), cells.reshape(pairs, 2, 2),
+    terms = losses.hard_positive_terms(maps.reshape(pairs, 2, *maps.shape[1:]), cells.reshape(pairs, 2, 2),
                                          mined.position, config.mining, threshold=THRESHOLD,
                                          negatives_top_k=NEGATIVES_TOP_K)
     metrics = {"positive": jnp.mean(terms["positive"]), "negative": jnp.mean(terms["negative"])}
@@ -85,7 +86,7 @@ def loss_on_mined_pairs(model, variables, batch, rng, config):
 def torch_pairs(batch: dict, mined: mining.MinedPairs, device):
     """Each pair's two images cut from their canvases at their own size, ImageNet-normalised ``(1, 3, H, W)``,
     and the positions as Python ints."""
-    canvases, cells = map(np.asarray, jax.jit(training.pair_inputs)(batch, mined))
+    canvases, cells = map(np.asarray, jax.jit(losses.pair_inputs)(batch, mined))
     mean, std = np.asarray(IMAGENET_MEAN, np.float32), np.asarray(IMAGENET_STD, np.float32)
     images = []
     for canvas, (rows, cols) in zip(canvases, cells):
@@ -109,7 +110,7 @@ def case(pairs: int, scales: tuple[int, ...], *, device: str, repeats: int, warm
     task = StepConfig(loss_fn=loss_on_mined_pairs)
     jax_batch = jax.device_put({**batch, "mined": mined})
     rng = jax.random.key(seed)
-    jax_step, stats = timed_step(task, mining.NETWORK, config, variables, build_optimizer(config), jax_batch, rng)
+    jax_step, stats = timed_step(task, NETWORK, config, variables, build_optimizer(config), jax_batch, rng)
     compiled = {"jax": stats}
 
     # PyTorch: the release's step on the same pairs.
@@ -129,7 +130,7 @@ def case(pairs: int, scales: tuple[int, ...], *, device: str, repeats: int, warm
         candidates, subject="jax", repeats=repeats, warmup=warmup,
         params={"scales": "/".join(map(str, scales)), "canvas": f"{canvas}x{canvas}", "pairs": pairs,
                 "images_per_step": 2 * pairs, "optimiser": "adam(1e-5, b1=0.5)",
-                "jax_step": STEP_SOURCE + " + artminer.training (loss on mined pairs)"},
+                "jax_step": STEP_SOURCE + " + artminer.losses (loss on mined pairs)"},
         agreement=lambda _: harness.first_step_agreement(first, ("loss", "positive", "negative"),
                                                          loss_tolerance=LOSS_TOLERANCE,
                                                          grad_norm_tolerance=GRAD_NORM_TOLERANCE),

@@ -1,4 +1,4 @@
-"""artdup_jax.app.align end to end on a real photograph warped by a known homography (SIFT coarse stage, no weights)."""
+"""``align_images`` and ``align_group`` end to end on a real photograph warped by a known homography (SIFT coarse stage, no weights)."""
 
 import json
 import os
@@ -28,8 +28,9 @@ def pair(tmp_path_factory):
 
 
 def test_pair_alignment_writes_every_output_and_aligns(pair, tmp_path):
-    assert align.main(["--source", str(pair / "source.png"), "--target", str(pair / "target.png"),
-                       "--out", str(tmp_path), "--size", "256", "--texture-transfer"]) == 0
+    result = align.align_images(str(pair / "source.png"), str(pair / "target.png"), str(tmp_path),
+                                align.AlignSettings(size=256, texture_transfer=True))
+    assert result.out_dir == str(tmp_path)
     for name in ("target.png", "coarse.png", "blend.png", "blink.gif", "flow.npy", "matchability.png",
                  "summary.json", "texture_transfer.png"):
         assert (tmp_path / name).exists(), name
@@ -39,12 +40,13 @@ def test_pair_alignment_writes_every_output_and_aligns(pair, tmp_path):
     inside = target.sum(-1) > 0.05
     assert np.abs(coarse - target)[inside].mean() < 0.04
     assert np.load(tmp_path / "flow.npy").shape == target.shape[:2] + (2,)
-    assert len(summary["homographies"]) == 1 and summary["fine"] is False
+    assert len(summary["homographies"]) == 1 and summary["fine"] is False and summary == result.summary
 
 
 def test_group_mode_reports_unreadable_files_and_aligns_the_rest(pair, tmp_path):
-    assert align.main(["--reference", str(pair / "target.png"), "--group", str(pair), "--out", str(tmp_path),
-                       "--size", "256"]) == 0
+    with pytest.warns(UserWarning, match="broken.png"):
+        group = align.align_group(str(pair / "target.png"), str(pair), str(tmp_path), align.AlignSettings(size=256))
+    assert [os.path.basename(p.source) for p in group.aligned] == ["small_copy.png", "source.png"]
     report = json.loads((tmp_path / "group.json").read_text())
     assert report["aligned"] == 2 and list(report["failed"]) == [str(pair / "broken.png")]
     assert (tmp_path / "average_after.png").exists() and (tmp_path / "average_before.png").exists()

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from artdup_jax import cli
-from tests.tool import bad_inputs
-from tests.tool.bad_inputs import tool_lines
+from tests.app import bad_inputs
+from tests.app.bad_inputs import tool_lines
 
 ALIGN = ["--size", "128", "--iterations", "500", "--no-report"]
 

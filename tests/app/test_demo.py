@@ -80,7 +80,7 @@ def test_align_group_lists_corrupt_files_with_reasons_and_aligns_the_rest(corrup
     assert_loads_cleanly(out / "report" / "index.html")
 
 
-@pytest.mark.parametrize("command, usage", [("discover", "artdup_jax.app.discover"), ("detect", "artdup detect")])
+@pytest.mark.parametrize("command, usage", [("discover", "artdup discover"), ("detect", "artdup detect")])
 def test_discover_and_detect_reach_their_entry_points(command, usage, capsys):
     try:
         code = cli.main([command, "--help"])

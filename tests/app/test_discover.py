@@ -1,4 +1,5 @@
-"""artdup_jax.app.discover end to end on a tiny synthetic collection with a broken file, and the planted-group metrics."""
+"""artdup_jax.app.discover end to end on a tiny synthetic collection with a broken file, its report, and the
+planted-group metrics."""
 
 import json
 import re
@@ -6,13 +7,15 @@ import re
 import numpy as np
 import pytest
 
+from artdup_jax.app.discover import discover_folder, planted_metrics
+from artdup_jax.app.reports import discovery_report
+from artdup_jax.artminer.discovery import DiscoveryConfig
 from artdup_jax.data.synthetic_collection import make_collection
-from artdup_jax.app.discover import main, planted_metrics
 
 # Random weights (init_variables(0)), exact copies on 128 x 160 px images; see tests/artminer/test_discovery.py
 # for why saliency is off and the threshold is 0.15.
-ARGS = ["--random-weights", "--reference-cells", "16", "--margin", "2", "--scales", "20", "16", "12",
-        "--descriptor-cells", "12", "--no-saliency", "--threshold", "0.15", "--pairs-per-batch", "8", "--quiet"]
+CONFIG = DiscoveryConfig(reference_cells=16, margin=2, scales=(20, 16, 12), descriptor_cells=12, saliency=False,
+                         threshold=0.15, pairs_per_batch=8, top_k=5)
 
 
 @pytest.fixture(scope="module")
@@ -23,12 +26,11 @@ def run(tmp_path_factory):
                                  style_strength=0.0, context=0.3, border=16)
     (folder / "broken.jpg").write_bytes(b"not a jpeg at all")
     out = tmp_path_factory.mktemp("out")
-    assert main([str(folder), "--top-k", "5", "--out", str(out)] + ARGS) == 0
-    return collection, out
+    return collection, out, discover_folder(folder, out, CONFIG)
 
 
 def test_writes_groups_with_regions_and_lists_unreadable_files(run):
-    collection, out = run
+    collection, out, _ = run
     result = json.loads((out / "discovery.json").read_text())
     assert [u["file"] for u in result["unreadable"]] == ["broken.jpg"]
     assert "annotations.json" in result["skipped"]
@@ -43,13 +45,14 @@ def test_writes_groups_with_regions_and_lists_unreadable_files(run):
         assert all(p["score"] > 0.15 for p in group["pairs"])
 
 
-def test_html_images_exist_and_regions_are_outlined(run):
-    _, out = run
-    page = (out / "index.html").read_text()
-    sources = re.findall(r"<img src='([^']+)'", page)
-    assert len(sources) == 6  # two groups of three
-    assert all((out / s).is_file() for s in sources)
-    assert page.count("class=\"box\"") >= 6
+def test_report_images_exist_and_regions_are_outlined(run):
+    _, _, discovery = run
+    index = discovery_report(discovery)
+    page = index.read_text()
+    sources = re.findall(r'<img src="([^"]+)"', page)
+    assert len(sources) == 6 + 1  # two groups of three, and the histogram of pair scores
+    assert all((index.parent / s).is_file() for s in sources)
+    assert page.count("<rect ") >= 6
     assert "broken.jpg" in page
 
 

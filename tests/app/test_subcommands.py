@@ -9,8 +9,8 @@ import pytest
 
 from artdup_jax import cli
 from tests.report.browser import assert_loads_cleanly
-from tests.tool import bad_inputs
-from tests.tool.bad_inputs import tool_lines
+from tests.app import bad_inputs
+from tests.app.bad_inputs import tool_lines
 
 
 @pytest.mark.parametrize("command", sorted(cli.COMMANDS))
@@ -54,11 +54,18 @@ def test_align_writes_the_aligned_images_and_a_report(pair, tmp_path, capsys):
     assert_loads_cleanly(out / "report" / "index.html")
 
 
-def test_eval_passthrough_reaches_the_evaluation(pair, tmp_path):
-    out = tmp_path / "eval"
-    assert cli.main(["eval", "align", "--source", str(pair[0]), "--target", str(pair[1]), "--out", str(out),
-                     "--size", "128", "--iterations", "500"]) == 0
-    assert json.loads((out / "summary.json").read_text())["size_hw"] == [96, 128]
+def test_eval_lists_the_protocols_and_reaches_one(capsys):
+    listing = subprocess.run([sys.executable, "-m", "artdup_jax.cli", "eval", "--help"], capture_output=True,
+                             text=True, timeout=120)
+    assert listing.returncode == 0
+    assert all(name in listing.stdout for name in ("hpatches", "kitti", "megadepth", "yfcc", "brueghel", "ltll",
+                                                   "oxford", "internet_coseg", "place_rerank"))
+    protocol = subprocess.run([sys.executable, "-m", "artdup_jax.cli", "eval", "hpatches", "--help"],
+                              capture_output=True, text=True, timeout=120)
+    assert protocol.returncode == 0 and "--coarse-checkpoint" in protocol.stdout
+    unknown = subprocess.run([sys.executable, "-m", "artdup_jax.cli", "eval", "nonesuch"], capture_output=True,
+                             text=True, timeout=120)
+    assert unknown.returncode == 2 and "unknown protocol 'nonesuch'" in unknown.stderr
 
 
 def test_detect_ranks_the_folder_and_lists_the_skipped_files(pair, tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""Re-ranking detections by the discovery score (artminer.md §3.7, our reconstruction)."""
+"""Re-ranking detections by the discovery score (our reconstruction)."""
 
 import os
 

@@ -1,4 +1,4 @@
-"""The resize rule (artminer.md §1.3): cell counts, 16n-1 pixel sizes, independent x/y factors, PIL filters."""
+"""The resize rule: cell counts, 16n-1 pixel sizes, independent x/y factors, PIL filters."""
 
 import numpy as np
 import pytest
@@ -26,7 +26,7 @@ def test_worked_examples_for_a_4_3_image(scale, expected_hw):
 
 
 def test_discovery_reference_grid_of_a_4_3_image():
-    # 40 cells on the longer side, margin 3 cropped from each side: 34 x 24 reference cells (§4.1).
+    # 40 cells on the longer side, margin 3 cropped from each side: 34 x 24 reference cells.
     rows, cols = cells_for_size(1600, 1200, 40, 2 * 3 + 1)
     assert (cols - 6, rows - 6) == (34, 24)
 

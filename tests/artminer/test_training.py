@@ -1,4 +1,4 @@
-"""ArtMiner training (artminer.md §2): exact padded features, mining and loss against NumPy loops, step-indexed
+"""ArtMiner training: exact padded features, mining and loss against NumPy loops, step-indexed
 batches, and the ``tiny`` run through the harness (checkpoints, detection mAP before / after)."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from artdup_jax.artminer import features, resize_to_cells
-from artdup_jax.artminer.features import as_float_image
+from artdup_jax.artminer.data import CandidateImages, candidate_batches
+from artdup_jax.artminer.losses import hard_positive_terms
 from artdup_jax.artminer.mining import (
-    NETWORK,
     MiningConfig,
     Pyramid,
     canvas_features,
@@ -25,7 +25,8 @@ from artdup_jax.artminer.mining import (
     train_canvas_features,
     verification_votes,
 )
-from artdup_jax.artminer.training import CandidateImages, candidate_batches, hard_positive_terms
+from artdup_jax.artminer.model import NETWORK
+from artdup_jax.artminer.resize_rule import as_float_image
 from artdup_jax.data.synthetic_collection import make_collection
 from artdup_jax.nn.normalise import imagenet_normalise
 from tests.artminer.conftest import random_images
@@ -156,7 +157,7 @@ def test_verification_votes_match_a_loop_and_count_a_shifted_copy_fully():
 
 
 def _numpy_terms(maps, cells, position, config, threshold, top):
-    """float64 loop over pairs and corners (§2.3-§2.5)."""
+    """float64 loop over pairs and corners."""
     def unit(x):
         return x / (np.linalg.norm(x, axis=-1, keepdims=True) + EPS)
 

@@ -11,8 +11,12 @@ from tests.convert.conftest import numpy_state_dict
 
 
 def test_library_imports_without_torch():
-    code = (
-        "import sys; sys.modules['torch'] = None\n"  # makes `import torch` raise ImportError
+    code = (  # an import hook that refuses torch, as on a machine without it (other packages probe for it)
+        "import sys, importlib.abc\n"
+        "class NoTorch(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] == 'torch': raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, NoTorch())\n"
         "import artdup_jax.nn, artdup_jax.convert\n"
         "assert 'moco_resnet50' in artdup_jax.convert.FAMILIES\n"
     )

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from artdup_jax.dense_contrast.synthesis import cell_targets, make_pair
+from artdup_jax.dense_contrast.data import cell_targets, make_pair
 
 
 def test_identity_homography_maps_every_cell_to_itself():

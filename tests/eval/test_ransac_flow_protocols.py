@@ -19,7 +19,7 @@ import skimage.data
 from PIL import Image
 
 from artdup_jax.data.datasets import kitti as kitti_data
-from artdup_jax.ransac_flow import metrics
+from artdup_jax.ransac_flow import inference, inference_protocols, metrics
 from eval import kitti as kitti_eval
 from eval import megadepth as megadepth_eval
 from eval import ransac_flow_predict as rfp
@@ -131,8 +131,8 @@ def test_kitti_two_level_fine_stage_with_a_null_network_keeps_the_coarse_flow(ki
 
 def test_kitti_fine_sizes_round_to_multiples_of_8():
     # KITTI 1242x375, fineSize 650 / 325 (rounded, not floored).
-    assert rfp.kitti_fine_size(1242, 375, 650) == (2152, 648)
-    assert rfp.kitti_fine_size(1242, 375, 325) == (1080, 328)
+    assert inference_protocols.kitti_fine_size(1242, 375, 650) == (2152, 648)
+    assert inference_protocols.kitti_fine_size(1242, 375, 325) == (1080, 328)
 
 
 def test_kitti_missing_folder_is_a_one_line_error(tmp_path, capsys):
@@ -319,11 +319,11 @@ def test_yfcc_missing_mask_is_a_one_line_error(yfcc_root, tmp_path, capsys):
 
 
 def test_constant_foreground_mask_becomes_all_foreground():
-    assert rfp.resize_foreground(np.zeros((10, 12), bool), (4, 6)).all()
-    assert rfp.resize_foreground(np.ones((10, 12), bool), (4, 6)).all()
+    assert inference_protocols.resize_foreground(np.zeros((10, 12), bool), (4, 6)).all()
+    assert inference_protocols.resize_foreground(np.ones((10, 12), bool), (4, 6)).all()
     half = np.zeros((10, 12), bool)
     half[:, 6:] = True
-    resized = rfp.resize_foreground(half, (5, 6))
+    resized = inference_protocols.resize_foreground(half, (5, 6))
     assert not resized[:, :2].any() and resized[:, 4:].all()
 
 
@@ -349,13 +349,13 @@ def test_merge_takes_later_layers_only_where_confident_and_new():
     second[:, 1:3] = 0.97  # overlaps column 1 (already covered), new in column 2
     third = np.zeros(shape, np.float32)
     third[:, 2:4] = 0.99  # column 2 already taken; column 3 new; its grid is clamped to 1
-    layers = [rfp._Layer(np.eye(3), g, m) for g, m in zip(grids, (first, second, third))]
-    grid, match, covered = rfp.merge_layers(layers, 0.95)
+    layers = [inference._Layer(np.eye(3), g, m) for g, m in zip(grids, (first, second, third))]
+    grid, match, covered = inference.merge_layers(layers, 0.95)
     np.testing.assert_allclose(grid[0, :, 0], [0.1, 0.1, 0.5, 1.0, 0.1, 0.1])
     np.testing.assert_allclose(match[0], [1, 1, 0.97, 0.99, 0, 0])
     np.testing.assert_array_equal(covered[0], [1, 1, 1, 1, 0, 0])
     # KITTI: th = 1.0 and uncovered pixels copy the nearest covered pixel.
-    grid, _, covered = rfp.merge_layers(layers, 1.0, interpolate=True)
+    grid, _, covered = inference.merge_layers(layers, 1.0, interpolate=True)
     np.testing.assert_array_equal(covered[0], [1, 1, 0, 0, 0, 0])
     np.testing.assert_allclose(grid[..., 0], 0.1)
 
@@ -364,5 +364,5 @@ def test_kitti_small_confident_components_are_removed():
     match = np.zeros((20, 30), np.float32)
     match[2:4, 2:3] = 1.0  # 2 px <= 1 % of 600 px: removed
     match[10:20, 10:30] = 0.995  # large: kept
-    out = rfp.remove_small_components(match)
+    out = inference.remove_small_components(match)
     assert out[2:4, 2].sum() == 0 and out[10:20, 10:30].min() == pytest.approx(0.995)

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from artdup_jax.data.synthetic_collection import make_collection
-from artdup_jax.segswap import retrieval
+from artdup_jax.segswap import metrics, retrieval, weights
 from eval import brueghel, internet_coseg, place_rerank
 from tests.segswap.test_retrieval import TINY, random_variables
 
@@ -21,8 +21,8 @@ def test_precision_and_jaccard_on_hand_made_masks():
     truth = np.array([[1, 1, 0], [0, 0, 0]], bool)
     predicted = np.array([[1, 0, 0], [1, 0, 0]], bool)
     # Right on 4 of 6 pixels; intersection 1, union 3.
-    assert internet_coseg.mask_scores(predicted, truth) == pytest.approx((4 / 6, 1 / 3))
-    assert internet_coseg.mask_scores(predicted, np.zeros_like(truth)) == pytest.approx((4 / 6, None))
+    assert metrics.mask_scores(predicted, truth) == pytest.approx((4 / 6, 1 / 3))
+    assert metrics.mask_scores(predicted, np.zeros_like(truth)) == pytest.approx((4 / 6, None))
 
 
 def internet_layout(root, name="Horse100", count=5, size_hw=(40, 56), seed=0):
@@ -59,7 +59,7 @@ def test_grabcut_recovers_a_square_from_a_coarse_heat_map():
     mask = internet_coseg.grabcut_mask(image, internet_coseg.upsample(heat, (64, 64)))
     truth = np.zeros((64, 64), bool)
     truth[16:48, 16:48] = True
-    assert internet_coseg.mask_scores(mask, truth)[1] > 0.9
+    assert metrics.mask_scores(mask, truth)[1] > 0.9
     assert not internet_coseg.grabcut_mask(image, np.zeros((64, 64), np.float32)).any()
 
 
@@ -92,13 +92,13 @@ def test_internet_coseg_runs_with_random_weights(tmp_path):
 
 def test_spatial_nms_and_recall_by_hand():
     ranking = np.array([25, 13, 26, 2, 14, 40])  # places (// 12): 2, 1, 2, 0, 1, 3
-    np.testing.assert_array_equal(place_rerank.spatial_nms(ranking, 12), [25, 13, 2, 40])
+    np.testing.assert_array_equal(metrics.spatial_nms(ranking, 12), [25, 13, 2, 40])
     database_utm = np.zeros((48, 2))
     database_utm[:, 0] = np.arange(48) * 10.0  # index k at k · 10 m
     query_utm = np.array([[20.0, 0.0], [400.0, 0.0]])  # index 2 is 0 m from query 0; index 40 is 0 m from query 1
-    recall = place_rerank.recall_at([ranking, ranking], query_utm, database_utm, (1, 3, 4), nms_group=12)
+    recall = metrics.recall_at([ranking, ranking], query_utm, database_utm, (1, 3, 4), nms_group=12)
     assert recall == {1: 0.0, 3: 0.5, 4: 1.0}
-    recall = place_rerank.recall_at([ranking, ranking], query_utm, database_utm, (1, 4, 6), distance_m=25)
+    recall = metrics.recall_at([ranking, ranking], query_utm, database_utm, (1, 4, 6), distance_m=25)
     assert recall == {1: 0.0, 4: 0.5, 6: 1.0}
 
 
@@ -174,7 +174,7 @@ def test_brueghel_segswap_method_reports_retrieval_map(tmp_path, monkeypatch):
                                  num_distractors=1, image_size=(96, 128), detail_fraction=(0.3, 0.4),
                                  style_strength=0.0, context=0.3, border=8)
     monkeypatch.setattr(retrieval, "BRUEGHEL", TINY)  # 64² crops and database: the protocol at CPU test size
-    monkeypatch.setattr(retrieval, "load_segswap", lambda checkpoint, seed: random_variables())
+    monkeypatch.setattr(weights, "load_segswap", lambda checkpoint, seed: random_variables())
     out = tmp_path / "out"
     code = brueghel.main(["--images", str(collection.folder), "--annotations", str(collection.annotation_path),
                           "--method", "segswap", "--random-weights", "--out", str(out), "--max-queries", "3",

@@ -1,4 +1,4 @@
-"""7x7 local correlation (ransac_flow.md §2.3): channel order, zero padding, no normalisation by C."""
+"""7x7 local correlation: channel order, zero padding, no normalisation by C."""
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +10,7 @@ from baselines.torch.ransac_flow_fine import CorrNeigh
 
 
 def correlation_loop(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """The §2.3 formula cell by cell in float64: corr[b, r, c, 7i+j] = <ref[b,r,c], other[b, r+i-3, c+j-3]>."""
+    """The formula cell by cell in float64: corr[b, r, c, 7i+j] = <ref[b,r,c], other[b, r+i-3, c+j-3]>."""
     b, h, w, _ = reference.shape
     out = np.zeros((b, h, w, 49))
     for n in range(b):

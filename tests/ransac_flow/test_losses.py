@@ -1,4 +1,4 @@
-"""Training losses equal a PyTorch port of the official ones (ransac_flow.md §3.4)."""
+"""Training losses equal a PyTorch port of the official ones."""
 
 import numpy as np
 import torch

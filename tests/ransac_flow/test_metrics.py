@@ -1,4 +1,4 @@
-"""Metric conventions of ransac_flow.md §4 against hand-computed float64 values and OpenCV."""
+"""Metric conventions against hand-computed float64 values and OpenCV."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Fine network structure: sizes, parameter counts (ransac_flow.md §2.2, §2.4, §2.5), initialisation."""
+"""Fine network structure: sizes, parameter counts, initialisation."""
 
 import functools
 

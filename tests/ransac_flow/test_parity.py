@@ -1,4 +1,4 @@
-"""fine_flow / refine against the PyTorch port, through a released-format checkpoint (ransac_flow.md §2)."""
+"""fine_flow / refine against the PyTorch port, through a released-format checkpoint."""
 
 import numpy as np
 import pytest

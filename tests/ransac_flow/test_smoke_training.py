@@ -15,6 +15,7 @@ import json
 
 from artdup_jax.training import loop
 from configs.ransac_flow import get_config
+from train.tasks import get_task
 
 EPE_MARGIN_PX = 0.3
 LOSS_MARGIN = 0.04
@@ -22,7 +23,7 @@ LOSS_MARGIN = 0.04
 
 def test_smoke_training_beats_the_identity_flow_on_held_out_pairs(tmp_path):
     config = get_config("smoke")
-    report = loop.train(config, str(tmp_path))
+    report = loop.train(config, str(tmp_path), get_task(config.task))
     before, after = report["initial_eval_metrics"], report["final_eval_metrics"]
     assert abs(before["epe"] - before["identity_epe"]) < 1e-3  # training starts at the identity flow
     assert after["epe"] < after["identity_epe"] - EPE_MARGIN_PX

@@ -173,7 +173,7 @@ def test_pairwise_stage_scores_every_pair_and_maps_flipped_results_back():
     features = (features / np.linalg.norm(features, axis=-1, keepdims=True)).astype(np.float32)
     flipped = np.ascontiguousarray(features[:, :, ::-1])  # stands in for the features of the mirrored images
     variables = random_variables()
-    stage = discovery.pairwise_stage(variables, features, flipped, batch_size=4)
+    stage = segswap.pairwise_stage(variables, features, flipped, batch_size=4)
     outputs = stage["outputs"]
     np.testing.assert_array_equal(outputs.pairs, list(itertools.combinations(range(5), 2)))
     i, j = outputs.pairs[:, 0], outputs.pairs[:, 1]

@@ -7,7 +7,9 @@ error; the same masks transposed, or read from another channel, must not.
 import numpy as np
 import pytest
 
-from artdup_jax.segswap import synthesis, task
+from artdup_jax.segswap import task
+from artdup_jax.segswap.data import ground_truth
+from artdup_jax.segswap.metrics import foreground_auc
 from configs.segswap import get_config
 
 
@@ -36,8 +38,8 @@ def test_ground_truth_correspondences_point_at_the_same_pixels(held_out):
         a, b = batch["image_a"][i], batch["image_b"][i]
         for image, other, mask, flow in ((a, b, batch["mask_a"][i], batch["flow_a"][i]),
                                          (b, a, batch["mask_b"][i], batch["flow_b"][i])):
-            difference = np.abs(synthesis.sample_cells(image, synthesis.cell_centres(grid))
-                                - synthesis.sample_cells(other, flow)).mean(-1)
+            difference = np.abs(ground_truth.sample_cells(image, ground_truth.cell_centres(grid))
+                                - ground_truth.sample_cells(other, flow)).mean(-1)
             inside.append(difference[mask > 0.5])
             outside.append(difference[mask < 0.01])
     # Copy-paste at the object's own scale: the pasted cells are the source's pixels (measured 0.003 vs 0.27).
@@ -67,7 +69,7 @@ def test_the_evaluation_reads_the_mask_from_the_last_channel(held_out):
 
 def test_foreground_auc_ranks_cells_without_a_threshold():
     truth = np.array([[[1.0, 1.0], [0.0, 0.0]]])
-    assert task.foreground_auc(np.array([[[0.3, 0.2], [0.1, 0.0]]]), truth) == 1.0  # all below 0.5, ranked right
-    assert task.foreground_auc(np.array([[[0.2, 0.2], [0.2, 0.2]]]), truth) == 0.5  # a constant mask
-    assert task.foreground_auc(np.array([[[0.0, 0.3], [0.2, 0.1]]]), truth) == 0.5  # (0.0 < both, 0.3 > both)
-    assert task.foreground_auc(np.zeros((1, 2, 2)), np.zeros((1, 2, 2))) == 0.5
+    assert foreground_auc(np.array([[[0.3, 0.2], [0.1, 0.0]]]), truth) == 1.0  # all below 0.5, ranked right
+    assert foreground_auc(np.array([[[0.2, 0.2], [0.2, 0.2]]]), truth) == 0.5  # a constant mask
+    assert foreground_auc(np.array([[[0.0, 0.3], [0.2, 0.1]]]), truth) == 0.5  # (0.0 < both, 0.3 > both)
+    assert foreground_auc(np.zeros((1, 2, 2)), np.zeros((1, 2, 2))) == 0.5

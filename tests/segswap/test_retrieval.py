@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from artdup_jax.data.synthetic_collection import make_collection
-from artdup_jax.segswap import retrieval
+from artdup_jax.segswap import metrics, retrieval
 from artdup_jax.segswap.model import SegSwap
 
 TINY = retrieval.RetrievalProtocol(query_side=32, crop_size=64, database_size=64, batch_size=4)
@@ -62,11 +62,11 @@ def test_query_crop_scales_the_box_to_the_query_side_and_keeps_it_in_the_window(
 def test_average_precision_is_the_release_image_level_ap():
     scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5])  # image 0 is the query
     relevant = np.array([False, False, True, False, True])
-    assert retrieval.average_precision(scores, relevant, exclude=0) == pytest.approx((1 / 2 + 2 / 4) / 2)
-    assert retrieval.average_precision(scores, relevant) == pytest.approx((1 / 3 + 2 / 5) / 2)
+    assert metrics.average_precision(scores, relevant, exclude=0) == pytest.approx((1 / 2 + 2 / 4) / 2)
+    assert metrics.average_precision(scores, relevant) == pytest.approx((1 / 3 + 2 / 5) / 2)
     # Ties keep collection order; an excluded relevant image still counts in the denominator.
-    assert retrieval.average_precision(np.zeros(3), np.array([True, False, True]), exclude=0) == pytest.approx(0.5 / 2)
-    assert retrieval.average_precision(scores, np.zeros(5, bool)) == 0.0
+    assert metrics.average_precision(np.zeros(3), np.array([True, False, True]), exclude=0) == pytest.approx(0.5 / 2)
+    assert metrics.average_precision(scores, np.zeros(5, bool)) == 0.0
 
 
 def test_coarse_box_is_centred_and_clipped():

@@ -6,17 +6,18 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from artdup_jax.segswap import synthesis, task
+from artdup_jax.segswap import data, task
 from artdup_jax.training import loop
 from artdup_jax.training.metrics import read_metrics
 from configs.segswap import get_config
+from train.tasks import get_task
 
 
 def test_pipeline_yields_batches_of_the_example_signature():
     config = get_config("tiny")
     batches = task.input_pipeline(config, first_step=1, process_index=0, process_count=1)
     batch = next(batches)
-    signature = synthesis.signature(task.synthesis_config(config), config.hard_negatives.pool_per_example)
+    signature = data.signature(task.synthesis_config(config), config.hard_negatives.pool_per_example)
     assert set(batch) == set(signature)
     for name, (shape, dtype) in signature.items():
         assert batch[name].shape == (config.batch_size, *shape) and batch[name].dtype == dtype, name
@@ -30,7 +31,7 @@ def test_pipeline_yields_batches_of_the_example_signature():
 def tiny_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("segswap_tiny")
     config = get_config("tiny")
-    return workdir, config, loop.train(config, str(workdir))
+    return workdir, config, loop.train(config, str(workdir), get_task(config.task))
 
 
 def test_tiny_run_finishes_and_writes_checkpoints(tiny_run):
@@ -81,7 +82,7 @@ def test_smoke_variant_learns_correspondences_on_held_out_pairs(tmp_path):
     config = get_config("smoke")
     config.total_steps, config.eval_every, config.eval_pairs = 60, 60, 16
     config.log_every, config.checkpoint_every = 10, 60
-    report = loop.train(config, str(tmp_path))
+    report = loop.train(config, str(tmp_path), get_task(config.task))
     losses = {r["step"]: r["loss"] for r in read_metrics(str(tmp_path))}
     first, last = report["initial_eval_metrics"], report["final_eval_metrics"]
     print(f"\nsmoke losses {losses}\ninitial eval {first}\nfinal eval {last}")

@@ -113,7 +113,7 @@ def test_killed_run_resumes_from_last_checkpoint_with_identical_losses(reference
 
 def test_init_from_a_workdir_starts_from_its_newest_weights(reference_run, tmp_path):
     from artdup_jax.training import initialise, loop
-    from artdup_jax.training.registry import get_task
+    from train.tasks import get_task
     from configs.dense_contrast import get_config
     import jax
 

@@ -30,3 +30,17 @@ def test_processes_read_disjoint_slices_that_make_up_the_global_batch():
     halves = [_batches(1, 1, process_index=p, process_count=2)[0] for p in (0, 1)]
     np.testing.assert_array_equal(np.concatenate([h["index"] for h in halves]), whole["index"])
     np.testing.assert_array_equal(whole["square"][:, 1], whole["index"].astype(np.float32) ** 2)
+
+
+def test_thread_pool_fallback_yields_the_same_batches():
+    from artdup_jax.data.tf_pipeline import thread_batches
+
+    expected = _batches(2, 3, process_index=1, process_count=2)
+    iterator = thread_batches(_example, SIGNATURE, first_step=2, global_batch=4, process_index=1, process_count=2,
+                              threads=3)
+    for want in expected:
+        got = next(iterator)
+        assert set(got) == set(want)
+        for name in want:
+            np.testing.assert_array_equal(got[name], want[name])
+            assert got[name].dtype == want[name].dtype

@@ -274,9 +274,3 @@ def full_resolution_ground_truth(pair: HPatchesPair):
 
 
 _SEQ_RE = re.compile(r"^[vi]_")
-
-
-def looks_like_release(root) -> bool:
-    """Whether ``root`` holds at least one ``v_*``/``i_*`` folder."""
-    root = Path(root)
-    return root.is_dir() and any(p.is_dir() and _SEQ_RE.match(p.name) for p in root.iterdir())

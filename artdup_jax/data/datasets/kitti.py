@@ -19,8 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-NUM_TRAINING = 200
-
 
 class KittiLayoutError(ValueError):
     """The folder does not look like KITTI 2015's ``training`` split."""

@@ -24,8 +24,6 @@ import numpy as np
 
 from artdup_jax.data.datasets.megadepth import shorter_side_size
 
-SCENES = ("buckingham_palace", "notre_dame_front_facade", "reichstag", "sacre_coeur")
-
 
 class YFCCLayoutError(ValueError):
     """The folders do not match the OANet YFCC test layout."""
