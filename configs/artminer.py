@@ -1,4 +1,4 @@
-"""ArtMiner feature learning: self-supervised, spatially consistent fine-tuning of ResNet-18 conv4 (artminer.md §2).
+"""ArtMiner feature learning: self-supervised, spatially consistent fine-tuning of ResNet-18 conv4.
 
   brueghel  the release's recipe on any image folder (--config.input.folder=DIR, e.g. the 1,587 Brueghel
             images): from ImageNet (--config.weights=resnet18.pth), Adam lr 1e-5, β = (0.5, 0.999), no schedule,

@@ -1,4 +1,4 @@
-"""RANSAC-Flow fine network, trained without labels in three stages (ransac_flow.md §3.5).
+"""RANSAC-Flow fine network, trained without labels in three stages.
 
   stage1   flow only, reconstruction loss (μ = 0), random init
   stage2   + cycle consistency (μ = 1), from stage 1 (--config.init_from=<stage-1 workdir>)

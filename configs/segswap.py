@@ -1,4 +1,4 @@
-"""SegSwap: the co-segmentation transformer on synthetic segment-swap pairs (segswap.md §1, §3).
+"""SegSwap: the co-segmentation transformer on synthetic segment-swap pairs.
 
   coco            stage 1 (the default): COCO 2017 instances (a prepared tfds ``coco/2017_panoptic``,
                   --config.input.tfds_data_dir=DIR), Poisson blending, 480² images, the released "small"

@@ -158,7 +158,7 @@ def segswap_method(args: argparse.Namespace) -> Method:
             image_paths, protocol=protocol, cache_dir=Path(args.out) / "segswap_cache", quiet=args.quiet)
         database = summary["database"]
         report = {k: summary[k] for k in ("mAP_per_class", "mAP_per_query", "per_class", "per_query", "seconds")}
-        report.update(metric="image-level retrieval AP (segswap.md §4.2); mAP_per_class is the release's mean",
+        report.update(metric="image-level retrieval AP; mAP_per_class is the release's mean",
                       protocol=dataclasses.asdict(protocol), num_images=len(database.names))
         out = Path(args.out)
         outputs.save_json(os.fspath(out / "brueghel_segswap_retrieval.json"), report)

@@ -1,12 +1,18 @@
 """Checkpoints: PyTorch files -> Flax variables, Orbax folders, and one resolver from a path to variables.
 
-  conversion    the family registry (``Family``, ``register``, ``get_family``) and the key-by-key engine
-  torch_reader  a ``.pth`` file -> flat ``{name: np.ndarray}``
-  torch_file    ``load_torch_checkpoint(family, path)``: read + convert
-  orbax_io      ``save_variables`` / ``load_variables`` (one Orbax folder per checkpoint)
-  resolver      ``load_weights(path, family)``: ``.pth``, converted folder or training workdir
-  files         checks of a checkpoint path before any work (one-line errors)
-  torchvision   the torchvision ResNet families (resnet18/34/50) and MoCo-v2's ResNet-50
+  conversion     the family registry (``Family``, ``register``, ``get_family``) and the key-by-key engine
+  torch_reader   a ``.pth`` file -> flat ``{name: np.ndarray}``, without PyTorch
+  torch_formats  the torch.save zip layout and the legacy pickle layout
+  pickle_reader  the restricted unpickler: rebuilds tensors, refuses every other global
+  torch_tensors  tensors and storages rebuilt as numpy arrays; the reader's errors
+  torch_file     ``load_torch_checkpoint(family, path)``: read + convert
+  orbax_io       ``save_variables`` / ``load_variables`` (one Orbax folder per checkpoint)
+  resolver       ``load_weights(path, family)``: ``.pth``, converted folder or training workdir
+  files          checks of a checkpoint path before any work (one-line errors)
+  torchvision    the torchvision ResNet families (resnet18/34/50) and MoCo-v2's ResNet-50
+  catalogue      the authors' released checkpoints by name (URL, file, family)
+  download       HTTP download with resume, retries and a SHA-256 check
+  cache          the weights cache: fetched once, converted once; ``resolve_weights(name_or_path, family)``
 
 Each method package registers its own families in its ``weights`` module; ``artdup_jax.convert`` imports
 them all.

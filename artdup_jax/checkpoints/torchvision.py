@@ -61,7 +61,8 @@ def _resnet_family(name: str, constructor, description: str) -> Family:
 
 _resnet_family("resnet18", resnet18, "torchvision resnet18 (ArtMiner backbone), cut after last_stage")
 _resnet_family("resnet34", resnet34, "torchvision resnet34, cut after last_stage")
-_resnet_family("resnet50", resnet50, "torchvision resnet50 v1.5 (ImageNet or bl0-MoCo 'model' dict), cut after last_stage")
+_resnet_family("resnet50", resnet50,
+               "torchvision resnet50 v1.5 (ImageNet or bl0-MoCo 'model' dict), cut after last_stage")
 
 
 def _moco_query_encoder(state_dict: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

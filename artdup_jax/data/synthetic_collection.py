@@ -8,7 +8,7 @@ grey-scale, blur and noise; ``style_strength=0`` pastes exact rescaled copies). 
 detail.
 
 The folder gets the images (``image_000.png`` ..., names shuffled so that order says nothing) and
-``annotations.json`` in the official Brueghel format (artminer.md §3.8)::
+``annotations.json`` in the official Brueghel format::
 
     {category: [{"query": [image_name, [x1, y1, x2, y2]], "gt": [[image_name, box], ...]}, ...]}
 

@@ -1,6 +1,6 @@
 """Blur-pool (anti-aliased downsampling) and RANSAC-Flow's anti-aliased ResNet-18-like trunk.
 
-See ransac_flow.md §2.2. Submodule names mirror the PyTorch keys (``layer2.0.downsample.{0,1,2}`` ->
+Submodule names mirror the PyTorch keys (``layer2.0.downsample.{0,1,2}`` ->
 ``layer2_0/downsample_{blur,conv,bn}``; the stem's blur is ``maxpool.1``, which has no parameters).
 """
 
@@ -68,7 +68,7 @@ class AntiAliasedBasicBlock(nn.Module):
 
 
 class AntiAliasedTrunk(nn.Module):
-    """RANSAC-Flow fine-network feature extractor (``netFeatCoarse``), ransac_flow.md §2.2.
+    """RANSAC-Flow fine-network feature extractor (``netFeatCoarse``).
 
     conv1 3x3/1 -> bn1 -> ReLU -> maxpool 2x2/1 (no pad) -> BlurPool -> layer1 (64) -> layer2 (128, /2)
     -> layer3 (256, /2). 2 775 104 parameters.

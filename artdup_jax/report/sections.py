@@ -1,9 +1,9 @@
 """Report sections from what the entry points write to disk.
 
-* ``alignment_section``: a pair folder of ``artdup_jax.app.align`` (target.png, coarse.png, fine.png, blend.png, blink.gif,
-  matchability.png, summary.json).
-* ``group_alignment_section``: an ``artdup_jax.app.align`` group folder (group.json, average_before.png, average_after.png,
-  one pair folder per image).
+* ``alignment_section``: a pair folder of ``artdup_jax.app.align`` (target.png, coarse.png, fine.png, blend.png,
+  blink.gif, matchability.png, summary.json).
+* ``group_alignment_section``: an ``artdup_jax.app.align`` group folder (group.json, average_before.png,
+  average_after.png, one pair folder per image).
 * ``discovery_section``: a discovery document in ``artdup_jax.app.discover``'s JSON layout (``groups[].images[]`` with
   ``file``, ``width``, ``height``, ``regions``; ``groups[].pairs[]`` with ``a``, ``b``, ``score``;
   ``unreadable[]`` with ``file``, ``error``).

@@ -12,7 +12,7 @@ def learning_rate_schedule(config) -> optax.Schedule:
 
     ``step``: the rate rises linearly from 0 over ``warmup_steps`` (default 0: none), then is
     ``learning_rate · decay^⌊t / decay_steps⌋`` with ``t`` the global step, so the decay boundaries are the
-    absolute steps ``decay_steps, 2·decay_steps, …`` whatever the warm-up length (SegSwap, segswap.md §3.2:
+    absolute steps ``decay_steps, 2·decay_steps, …`` whatever the warm-up length (SegSwap:
     1,000 warm-up steps, then 2e-4 until step 1,000 + 50 epochs and ×0.05 after).
     """
     opt = config.optimizer

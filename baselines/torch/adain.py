@@ -1,4 +1,4 @@
-"""PyTorch port of the naoto0804 AdaIN networks, written from segswap.md §1.4 and the layer list of the
+"""PyTorch port of the naoto0804 AdaIN networks, written from the layer list of the
 official ``net.py`` (reference for ``artdup_jax.segswap.style``'s parity test; never imported by the library).
 
 ``vgg()`` is the whole 53-module "normalised VGG-19" Sequential (so its state dict has the

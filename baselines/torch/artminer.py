@@ -1,4 +1,4 @@
-"""PyTorch port of ArtMiner's one-shot detection as the release runs it (artminer.md §1, §3).
+"""PyTorch port of ArtMiner's one-shot detection as the release runs it.
 
 Written from the specification: one image at a time, one scale at a time, batch 1, PIL resizes (NEAREST,
 the Pillow <= 6 default the published numbers used), a ``conv2d`` with the query as kernel, per-image top-k,

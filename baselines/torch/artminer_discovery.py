@@ -1,4 +1,4 @@
-"""PyTorch / NumPy port of ArtMiner's pair discovery as the release runs it (artminer.md §4, §4.7).
+"""PyTorch / NumPy port of ArtMiner's pair discovery as the release runs it.
 
 Written from the specification, one pair at a time: both images are read and their features recomputed for
 every pair (the reference at its scale, the target at every scale, batch 1, PIL NEAREST resizes), mutual

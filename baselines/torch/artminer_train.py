@@ -1,4 +1,4 @@
-"""PyTorch port of one ArtMiner feature-learning step (artminer.md §2.3-§2.7), written from the spec.
+"""PyTorch port of one ArtMiner feature-learning step, written from the spec.
 
 The throughput baseline of ``artdup_jax.artminer.losses``' loss on mined pairs; never imported by the
 library. As the release trains: for each of the ``B`` kept pairs, each image runs alone through the network

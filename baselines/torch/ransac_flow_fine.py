@@ -1,4 +1,5 @@
-"""PyTorch port of the RANSAC-Flow fine network and its inference recipes, written from ransac_flow.md §2.
+"""PyTorch port of the RANSAC-Flow fine network and its inference recipes, as the official code
+runs them.
 
 Reference for the parity tests of ``artdup_jax.ransac_flow``; never imported by the library.
 Modules reproduce the released state_dict keys (§2.8): ``FeatureExtractor`` (93 entries, ``maxpool.1.filt``,

@@ -1,4 +1,4 @@
-"""PyTorch port of RANSAC-Flow's training losses as the official code computes them (NCHW, ransac_flow.md §3.4).
+"""PyTorch port of RANSAC-Flow's training losses as the official code computes them (NCHW).
 
 Parity reference for ``artdup_jax.ransac_flow.losses``; never imported by the library.
 """

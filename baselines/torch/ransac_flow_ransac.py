@@ -1,7 +1,7 @@
 """PyTorch port of RANSAC-Flow's homography RANSAC, run the way the official code runs it.
 
 Reference for parity tests and the baseline of the throughput benchmark; never imported by ``artdup_jax``.
-Semantics (ransac_flow.md §1.4): draw ``nb_iter`` index 4-tuples with replacement, drop tuples with a repeated
+Semantics: draw ``nb_iter`` index 4-tuples with replacement, drop tuples with a repeated
 index, then walk the survivors in chunks of 100: fit each chunk's hypotheses by unnormalised DLT with a
 float64 NumPy SVD (one host round trip per chunk), score them in torch (transfer error from target to
 source, strict ``< tol``, times ``[det > 1e-6]``), abort with no homography when a full chunk's best score is

@@ -1,4 +1,5 @@
-"""PyTorch port of SegSwap (backbone, transformer, official scoring loop), written from segswap.md §2 and §4.
+"""PyTorch port of SegSwap (backbone, transformer, official scoring loop), written from the
+official code's behaviour.
 
 Reference for the parity tests of ``artdup_jax.segswap`` and the future throughput baseline; never imported
 by the library. Modules reproduce the released checkpoint's keys (§2.4):

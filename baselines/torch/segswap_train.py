@@ -1,4 +1,4 @@
-"""PyTorch port of one SegSwap stage-1 training iteration (segswap.md §3.1), written from the spec.
+"""PyTorch port of one SegSwap stage-1 training iteration, written from the spec.
 
 The throughput baseline of ``artdup_jax.segswap.task.loss_fn``; never imported by the library. It runs on the
 model ports of ``baselines.torch.segswap`` (NCHW, ``key_padding_mask`` True = padded key) and follows the

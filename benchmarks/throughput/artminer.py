@@ -18,8 +18,8 @@ approach (``pays_off_vs_official_after``) and than our cold path (``pays_off_vs_
 ``ceil(build / (per-query cost - warm))``.
 
 Scales and collection: the release's 7 scales (80 ... 20 cells on the longer side) over 32 images on GPU;
-on CPU the 3 smallest (49, 36, 20), whose pyramid costs about 44 GFLOP an image instead of 260
-(artminer.md §2.9), over 8 images. ``quick``: 3 images of 128 x 160, one scale (16). Agreement: the same
+on CPU the 3 smallest (49, 36, 20), whose pyramid costs about 44 GFLOP an image instead of 260, over 8 images.
+``quick``: 3 images of 128 x 160, one scale (16). Agreement: the same
 ranked images, boxes, scales and cells, and scores within 1e-4. FLOP/s count the feature network's work only
 (XLA's count for each scale's input size).
 """

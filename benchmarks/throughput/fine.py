@@ -1,6 +1,6 @@
 """Throughput stage "fine": RANSAC-Flow's fine network on coarsely aligned pairs, pairs per second.
 
-The evaluation scripts' recipe (ransac_flow.md §2.7), ``ransac_flow.refine`` against the PyTorch port
+The evaluation scripts' recipe, ``ransac_flow.refine`` against the PyTorch port
 ``baselines.torch.ransac_flow_fine.refine``: warp the source by the coarse homography, features of both
 images, both correlation directions, flow and matchability decoders, composition of the flows, the
 upsampled matchability product. Random-weight network (``models.fine_network``), images of 480 x 640 (the

@@ -66,7 +66,7 @@ def corner_error(H_est, H_true) -> float:
     return float(np.abs(a - b).max())
 
 
-# RANSAC-Flow works in normalised PC coordinates (ransac_flow.md §0): g = (2p + 1)/SIZE - 1.
+# RANSAC-Flow works in normalised PC coordinates: g = (2p + 1)/SIZE - 1.
 _TO_NORMALISED = np.array([[2 / SIZE, 0, 1 / SIZE - 1], [0, 2 / SIZE, 1 / SIZE - 1], [0, 0, 1]])
 
 

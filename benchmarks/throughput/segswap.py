@@ -1,7 +1,7 @@
 """Throughput stage "segswap": the co-segmentation transformer and pair scoring, pairs per second.
 
 Inputs are backbone features (the stage ``features`` times the backbone): random non-negative,
-L2-normalised maps, one query against a collection, as in Brueghel retrieval (segswap.md §4.2). The
+L2-normalised maps, one query against a collection, as in Brueghel retrieval. The
 random-weight transformer comes from ``models.segswap`` (head rescaled so that its outputs vary).
 
 Cases (CPU sizes; GPU in brackets):

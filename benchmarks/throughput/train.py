@@ -7,7 +7,7 @@ losses and gradient norm must agree, later steps are only timed):
 * SegSwap transformer, stage 1 (``train_segswap``);
 * ArtMiner feature learning on mined pairs (``train_artminer``).
 
-RANSAC-Flow fine network, stage 3 (``mode="flow+match"``, mu = 1, lambda = 0.01; ransac_flow.md §3.3–3.5),
+RANSAC-Flow fine network, stage 3 (``mode="flow+match"``, mu = 1, lambda = 0.01),
 Adam(2e-4, betas (0.5, 0.999)) on all three networks:
 
 * JAX: ``training.loop.make_train_step`` with the ``ransac_flow`` task's loss, jitted with the state
@@ -47,7 +47,7 @@ LOSS_TOLERANCE, GRAD_NORM_TOLERANCE = 1e-4, 1e-3
 
 
 def torch_training_losses(net: FineNetworkTorch, image_1, image_2, *, margin: int, weights=WEIGHTS):
-    """Stage-3 forward pass and losses of the official training step (ransac_flow.md §3.3–3.4), NCHW.
+    """Stage-3 forward pass and losses of the official training step, NCHW.
 
     image_1, image_2: (B, 3, S, S) in [0, 1]. Target k = I[r(k)], source k = I[k], r(k) = (k + B) mod 2B.
     Returns (loss, {"reconstruction_loss", "cycle_loss", "matchability_loss", "gradient_loss"}).

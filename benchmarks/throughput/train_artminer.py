@@ -1,4 +1,4 @@
-"""Throughput case "train": one ArtMiner feature-learning step on mined pairs (artminer.md §2.3-§2.7), pairs/s.
+"""Throughput case "train": one ArtMiner feature-learning step on mined pairs, pairs/s.
 
 * JAX: the library's loss on kept pairs (``artminer.losses``: ``pair_inputs`` -> ``mining.train_canvas_features``
   (train-mode BN per image on padded canvases, running statistics updated image by image) ->

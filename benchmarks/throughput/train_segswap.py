@@ -1,4 +1,4 @@
-"""Throughput case "train": one SegSwap stage-1 training step (segswap.md §3.1), positive pairs per second.
+"""Throughput case "train": one SegSwap stage-1 training step, positive pairs per second.
 
 * JAX: ``training.loop.make_train_step`` on the ``segswap`` task's ``loss_fn`` (frozen backbone inside the
   step, one coin for the batch, positives and in-batch negatives in one transformer call, the spec's loss),

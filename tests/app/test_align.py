@@ -1,4 +1,5 @@
-"""``align_images`` and ``align_group`` end to end on a real photograph warped by a known homography (SIFT coarse stage, no weights)."""
+"""``align_images`` and ``align_group`` end to end on a real photograph warped by a known homography (SIFT coarse
+stage, no weights)."""
 
 import json
 import os

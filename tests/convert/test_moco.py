@@ -48,7 +48,7 @@ def test_moco_v2_file_equals_plain_resnet50(resnet50_state_dict, tmp_path):
 
 
 def test_ransac_flow_moco_file_loads_as_resnet50(resnet50_state_dict, tmp_path):
-    # ransac_flow.md §1.1: {"model": {"module.<torchvision key>", ..., "module.fc.* (128-d)"}}, saved with
+    # the release's layout: {"model": {"module.<torchvision key>", ..., "module.fc.* (128-d)"}}, saved with
     # the training args (a Namespace), which torch.load(weights_only=True) refuses; our reader drops them.
     body = {f"module.{k}": v for k, v in resnet50_state_dict.items() if not k.startswith("fc.")}
     body |= {"module.fc.weight": torch.randn(128, 2048), "module.fc.bias": torch.randn(128)}

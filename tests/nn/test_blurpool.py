@@ -1,4 +1,4 @@
-"""BlurPool and the anti-aliased trunk (ransac_flow.md §2.2) against a PyTorch port."""
+"""BlurPool and the anti-aliased trunk against a PyTorch port."""
 
 import functools
 

@@ -37,7 +37,7 @@ def test_cut_gives_torchvision_stride_and_channels(constructor, last_stage, expe
 
 
 def test_odd_sizes_round_up_like_pytorch_symmetric_padding():
-    # ArtMiner feeds 16n - 1 pixels and expects n cells (artminer.md §1.1).
+    # ArtMiner feeds 16n - 1 pixels and expects n cells.
     _, out = abstract_run(resnet18("layer3"), (1, 16 * 5 - 1, 16 * 3 - 1, 3))
     assert out.shape == (1, 5, 3, 256)
 

@@ -1,6 +1,6 @@
 """PyTorch references for the parity tests: a torchvision trunk cut and a port of RANSAC-Flow's anti-aliased trunk.
 
-The trunk port follows ransac_flow.md §2.2 and reproduces its state_dict key names
+The trunk port reproduces its state_dict key names
 (``maxpool.1.filt``, ``layerK.0.downsample.{0: blur, 1: 1x1 conv, 2: BN}``).
 """
 

@@ -1,4 +1,4 @@
-"""Discovery (segswap.md §4.5): pair selection, vertices, the 3-cycle graph against a loop reference, the leading
+"""Discovery: pair selection, vertices, the 3-cycle graph against a loop reference, the leading
 eigenvector and its sign, heat maps, and the batched pairwise stage."""
 
 import itertools

@@ -1,4 +1,4 @@
-"""The SegSwap loss (segswap.md §3.1) against a direct evaluation with PyTorch's BCELoss and grid_sample."""
+"""The SegSwap loss against a direct evaluation with PyTorch's BCELoss and grid_sample."""
 
 import jax
 import jax.numpy as jnp

@@ -1,4 +1,4 @@
-"""predict / the transformer against the PyTorch port, through a released-format checkpoint (segswap.md §2)."""
+"""predict / the transformer against the PyTorch port, through a released-format checkpoint."""
 
 import numpy as np
 import torch

@@ -1,4 +1,4 @@
-"""The sine position encoding against the formula of segswap.md §2.2, evaluated in float64."""
+"""The sine position encoding against the paper's formula, evaluated in float64."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Brueghel retrieval protocol (segswap.md §4.2): query crop, box prior, AP, and the protocol end to end."""
+"""Brueghel retrieval protocol: query crop, box prior, AP, and the protocol end to end."""
 
 import functools
 

@@ -1,4 +1,4 @@
-"""Pair scores against the official per-cell loop (segswap.md §4.1) and batched collection scoring."""
+"""Pair scores against the official per-cell loop and batched collection scoring."""
 
 import numpy as np
 import pytest

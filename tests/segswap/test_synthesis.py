@@ -1,4 +1,4 @@
-"""Synthetic segment-swap pairs (segswap.md §1): ground truth, geometry, blending, sources, determinism."""
+"""Synthetic segment-swap pairs: ground truth, geometry, blending, sources, determinism."""
 
 import dataclasses
 

@@ -1,4 +1,4 @@
-"""Structure of the co-segmentation transformer (segswap.md §2.2), on a tiny configuration."""
+"""Structure of the co-segmentation transformer, on a tiny configuration."""
 
 import functools
 

@@ -31,7 +31,7 @@ def test_step_schedule_without_warmup_starts_at_full_rate():
 
 
 def test_segswap_stage_one_schedule_matches_the_spec():
-    """segswap.md §3.2: warm-up over 1,000 steps, 2e-4 through epoch 50 (9,000 steps each), then 1e-5."""
+    """The release: warm-up over 1,000 steps, 2e-4 through epoch 50 (9,000 steps each), then 1e-5."""
     from configs.segswap import get_config
 
     schedule = learning_rate_schedule(get_config("coco"))

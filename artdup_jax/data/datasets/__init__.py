@@ -1,4 +1,4 @@
-"""Readers for the RANSAC-Flow evaluation benchmarks (ransac_flow.md §4), one small module each.
+"""Readers for the RANSAC-Flow evaluation benchmarks, one small module each.
 
 * ``hpatches``: HPatches sequences (``v_*/1.ppm..6.ppm``, ``H_1_k``) and the DGC-Net CSV tables, with the
   240x240 ground-truth grid of the AEPE protocol.

@@ -1,4 +1,4 @@
-"""HPatches viewpoint sequences and the DGC-Net "240x240 AEPE" protocol (ransac_flow.md §4.1).
+"""HPatches viewpoint sequences and the DGC-Net "240x240 AEPE" protocol.
 
 Layout (``hpatches-sequences-release``)::
 

@@ -1,4 +1,4 @@
-"""KITTI 2015 optical flow, training split (ransac_flow.md §4.2).
+"""KITTI 2015 optical flow, training split.
 
 Layout::
 

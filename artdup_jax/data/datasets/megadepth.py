@@ -1,4 +1,4 @@
-"""MegaDepth-1600 and RobotCar sparse-correspondence pairs (ransac_flow.md §4.3).
+"""MegaDepth-1600 and RobotCar sparse-correspondence pairs.
 
 A CSV with columns ``scene, source_image, target_image, XA, YA, XB, YB``; the coordinate columns are
 ``;``-separated lists of pixel coordinates at the images' original size (A = source, B = target). Images are
@@ -83,7 +83,7 @@ def iter_sparse_pairs(csv_path, image_dir, *, check_images: bool = True) -> Iter
 
 def shorter_side_size(size_wh, min_size: int = MIN_SIZE, stride: int = STRIDE) -> tuple[int, int]:
     """Evaluation size ``(w, h)``: shorter side scaled to ``min_size`` (Python ``round``), then each side
-    floored to a multiple of ``stride`` (ransac_flow.md §7 item 11)."""
+    floored to a multiple of ``stride``."""
     w, h = size_wh
     ratio = min(w / float(min_size), h / float(min_size))
     new_w, new_h = round(w / ratio), round(h / ratio)

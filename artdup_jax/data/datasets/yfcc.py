@@ -1,4 +1,4 @@
-"""YFCC100M two-view geometry test pairs, OANet split (ransac_flow.md §4.4).
+"""YFCC100M two-view geometry test pairs, OANet split.
 
 Layout::
 
