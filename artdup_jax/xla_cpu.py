@@ -2,12 +2,9 @@
 
 One setting: convolutions run on XLA's own (Eigen) kernels instead of the YNNPACK library fusion that jaxlib
 0.12 picks by default (``--xla_cpu_experimental_ynn_fusion_type=-INDIVIDUAL_CONVOLUTION``). The kernel
-gradient gains most: on the 2-core CPU, 2026-11-27, a 3x3 256-channel conv's kernel
-gradient at ``(8, 20, 20)`` took 25.0 ms with YNNPACK and 9.3 ms without, and a train-mode ResNet-18 to
-``layer3``, forward + backward on 8 images of 319 px, 772 ms vs 620 ms; the training rows of
-``python -m benchmarks.throughput`` show the effect on whole steps (BENCHMARKS.md). Inference does not gain and
-sometimes loses (ArtMiner's cached detection, a large-kernel correlation, ran at half speed), so only the
-training entry point sets it; the flag is process-wide.
+gradient gains most (measurements in BENCHMARKS.md; the training rows of ``python -m benchmarks.throughput``
+show the effect on whole steps). Inference does not gain and sometimes loses (ArtMiner's cached detection, a
+large-kernel correlation), so only the training entry point sets it; the flag is process-wide.
 
 XLA reads ``XLA_FLAGS`` once, when JAX starts its first backend, so the flag is added only if no backend has
 started yet, the user's ``XLA_FLAGS`` does not set the same option, jaxlib is 0.12 or newer (older releases may

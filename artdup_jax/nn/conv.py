@@ -4,15 +4,15 @@ XLA:CPU computes a convolution's kernel gradient as another convolution that wan
 output cotangent in channel-major layouts (``(C, H, W, N)``), so it inserts layout-changing copies. Left
 alone, XLA fuses the producers of those tensors (the BatchNorm/ReLU recomputation of the saved input, the
 elementwise BatchNorm backward of the cotangent) into the copies, and the fused loops read every operand with
-a cache-hostile stride: in the RANSAC-Flow stage-3 training step (4 images of 224²) three such copies at
-112²×64 took 35–74 ms each. An ``optimization_barrier`` on the saved input and the cotangent makes XLA
-compute them in their natural layout first; the copies then move one array each. Same operations, same
-numbers; the step went from 986–1016 ms to 881–921 ms (2-core CPU, 2026-11-28, jaxlib 0.12).
+a cache-hostile stride (the RANSAC-Flow stage-3 training step spends much of its time in three such copies).
+An ``optimization_barrier`` on the saved input and the cotangent makes XLA compute them in their natural
+layout first; the copies then move one array each. Same operations, same numbers, a faster step (measured in
+BENCHMARKS.md).
 
 The forward pass is ``lax.conv_general_dilated`` itself. Reverse mode only (``custom_vjp``: no ``jax.jvp``).
 Not for networks vmapped over examples with shared weights: a ``custom_vjp`` under ``vmap`` computes one kernel
-gradient per example (a grouped convolution) and sums them, 2.3x slower for 8 images of 80²×64 and ~1.5x for
-ArtMiner's per-image-BN training step (661 -> ~1000 ms). So it is opt-in (``nn.resnet.conv(...,
+gradient per example (a grouped convolution) and sums them, which makes ArtMiner's per-image-BN training step
+slower. So it is opt-in (``nn.resnet.conv(...,
 materialised_backward=True)``); the RANSAC-Flow networks use it.
 """
 

@@ -1,10 +1,9 @@
 """Max-pooling whose gradient avoids XLA's ``select_and_scatter``.
 
 ``jax.grad`` of ``lax.reduce_window(max)`` lowers to ``select_and_scatter``, which XLA:CPU runs as a scalar
-loop: for ResNet's stem pool on ``(8, 160, 160, 64)`` it took 250 ms against 18 ms for the forward pass
-(2-core CPU, 2026-11-27), a third of an ArtMiner training step. Here the backward pass is written as one
-running arg-max over the window offsets and one strided placement per offset (elementwise passes that XLA
-fuses): equal gradients, about a third of the time.
+loop, many times slower than the forward pass (the measurements are in BENCHMARKS.md). Here the backward pass
+is written as one running arg-max over the window offsets and one strided placement per offset (elementwise
+passes that XLA fuses): equal gradients, in a fraction of the time.
 
 Ties go to the first maximum in row-major window order, as PyTorch's ``max_pool2d`` routes them.
 """
