@@ -1,8 +1,9 @@
 """``artdup demo``: alignment and discovery on embedded data only (no downloads, no weights), as an HTML report.
 
 1. Alignment: the copies of Raphael's *Bridgewater Madonna* shipped by the ``unraphael`` package onto the
-   Edinburgh original, with the SIFT coarse stage and our RANSAC (``app.align.align_group``). Copies painted
-   too differently for SIFT find no homography; they are listed with the reason, the rest goes on.
+   Edinburgh original with the tool's weightless default (``app.align.align_group``: the classical portfolio,
+   each copy verified against the identity); a copy that does not verify is listed with the reason and the
+   scores, the rest goes on.
 2. Discovery in a mixed collection written to ``OUT/discovery/collection`` (``data.demo_collection``). With
    ``artminer_checkpoint`` this is ArtMiner discovery (``random`` = untrained weights, a smoke test only).
    Without it (the default: no ArtMiner weights ship with the package) it is SIFT + RANSAC pair verification
@@ -76,7 +77,7 @@ def align_copies(out: ReportDirectory, source_folder: Path, copies: list[str], s
         for name in [REFERENCE, *copies]:
             os.symlink(source_folder / name, group_folder / name)
     alignment_dir = out.path("alignment")
-    settings = AlignSettings(size=size, rule="longer", coarse="sift", iterations=iterations, seed=seed)
+    settings = AlignSettings(size=size, rule="longer", iterations=iterations, seed=seed)  # the weightless default
     try:
         with warnings.catch_warnings():  # the failures are listed in the report
             warnings.simplefilter("ignore")
@@ -87,8 +88,9 @@ def align_copies(out: ReportDirectory, source_folder: Path, copies: list[str], s
     return group_alignment_section(
         out, alignment_dir, reference=REFERENCE, folder=group_folder, prefix="alignment",
         title="Alignment: copies of the Bridgewater Madonna onto the Edinburgh original",
-        note=f"SIFT coarse stage + our RANSAC ({iterations} draws), longer side {size} px; no fine network "
-             "(no weights), so the matchability is the warped frame.")
+        note=f"Coarse stage: the weightless classical portfolio (RootSIFT with guided matching, Fourier-Mellin, "
+             f"ECC on gradient images), longer side {size} px. No fine network (no weights), so the matchability "
+             "is the warped frame.")
 
 
 def discover_collection(out: ReportDirectory, source_folder: Path, copies: list[str], photos: list[str],

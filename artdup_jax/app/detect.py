@@ -36,9 +36,11 @@ class DetectionRun:
     cache_dir: str | None
     maps_loaded: int
     maps_computed: int
+    iiif: dict | None = None  # app.iiif_input.input_report of a IIIF folder: failed canvases, file -> canvas
 
     def document(self) -> dict:
-        return {"image": self.image, "box": self.box, "detections": self.detections, "skipped": self.skipped}
+        document = {"image": self.image, "box": self.box, "detections": self.detections, "skipped": self.skipped}
+        return document if self.iiif is None else {**document, "iiif": self.iiif}
 
 
 def check_query_box(image: str, box: list[int]) -> None:
@@ -54,10 +56,11 @@ def check_query_box(image: str, box: list[int]) -> None:
 
 def detect_in_folder(image: str, box: list[int], folder: str, *, checkpoint: str | None = None,
                      scales: tuple[int, ...] | None = None, cache: str | None = None,
-                     out: str | None = None) -> DetectionRun:
+                     out: str | None = None, iiif: dict | None = None) -> DetectionRun:
     """Ranks every readable image of ``folder`` by its best match of ``box`` in ``image`` (``checkpoint``:
     ArtMiner weights; None: random weights, a smoke test only). ``cache``: where feature maps persist (default
-    ``out/cache`` when ``out`` is given); ``out``: also write ``out/detections.json``."""
+    ``out/cache`` when ``out`` is given); ``out``: also write ``out/detections.json``; ``iiif``: what the
+    folder's IIIF input reported (its failed canvases), kept in the document."""
     check_query_box(image, box)
     paths, ignored = image_files(folder)
     variables = load_weights(checkpoint) if checkpoint else init_variables()
@@ -74,7 +77,7 @@ def detect_in_folder(image: str, box: list[int], folder: str, *, checkpoint: str
     detections = [{"file": os.path.relpath(p, folder), "score": float(s), "box": [int(v) for v in b]}
                   for p, s, b in zip(ranked.paths, ranked.scores, ranked.boxes)]
     run = DetectionRun(image, list(box), folder, detections, skipped, len(paths), cache_dir,
-                       feature_cache.maps_loaded, feature_cache.maps_computed)
+                       feature_cache.maps_loaded, feature_cache.maps_computed, iiif)
     if out:
         outputs.save_json(os.path.join(out, "detections.json"), run.document())
     return run

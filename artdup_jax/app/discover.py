@@ -49,9 +49,12 @@ class DiscoveryRun:
 
 
 def discover_folder(folder: str | os.PathLike, out: str | os.PathLike, config: DiscoveryConfig = DiscoveryConfig(),
-                    *, checkpoint: str | None = None, cache: str | None = None) -> DiscoveryRun:
+                    *, checkpoint: str | None = None, cache: str | None = None,
+                    iiif: dict | None = None) -> DiscoveryRun:
     """ArtMiner discovery over ``folder``'s images (``checkpoint``: ArtMiner weights; None: random weights
-    from ``config.seed``, a smoke test only); writes ``out/discovery.json``."""
+    from ``config.seed``, a smoke test only); writes ``out/discovery.json``. ``iiif``: what the folder's IIIF
+    input reported (``app.iiif_input.input_report``: its canvases that failed, each file's canvas), kept in
+    the document as ``"iiif"``."""
     variables = load_weights(checkpoint) if checkpoint else init_variables(config.seed)
     paths, skipped = image_files(folder)
     start = time.perf_counter()
@@ -62,6 +65,8 @@ def discover_folder(folder: str | os.PathLike, out: str | os.PathLike, config: D
     settings = {**dataclasses.asdict(config), "scales": list(config.scales), "checkpoint": checkpoint,
                 "random_weights": checkpoint is None}
     document = result_json(result, folder, settings, seconds, skipped=[name for name, _ in skipped])
+    if iiif is not None:
+        document["iiif"] = iiif
     outputs.save_json(os.fspath(Path(out) / "discovery.json"), document)
     return DiscoveryRun(os.fspath(folder), os.path.abspath(out), document, skipped, cache_dir,
                         feature_cache.maps_loaded, feature_cache.maps_computed)

@@ -2,8 +2,8 @@
 
 * ``one_line_warnings()``: while active, warnings print as ``warning: MESSAGE`` (no source line, no category).
 * ``error_line(error, argv)``: the line to print for an exception the tool knows (unreadable image, missing
-  file, checkpoint of the wrong family, file that is no checkpoint); None for anything else (a bug: let the
-  traceback show).
+  file, checkpoint of the wrong family, file that is no checkpoint, IIIF input with no canvas to fetch); None
+  for anything else (a bug: let the traceback show).
 * ``checkpoint_arguments(argv)``: the checkpoint paths given to a command (checked by ``checkpoints.files``).
 """
 
@@ -78,11 +78,12 @@ def error_line(error: BaseException, argv: list[str], *, checkpoint: str | None 
     from artdup_jax.app.align import AlignmentError
     from artdup_jax.app.detect import QueryBoxError
     from artdup_jax.data.folders import ImageFolderError
+    from artdup_jax.data.iiif.source import IIIFInputError
 
     from artdup_jax.checkpoints.cache import WEIGHTS_ERRORS
 
     if isinstance(error, (ImageReadError, CheckpointFileError, ImageFolderError, QueryBoxError, AlignmentError,
-                          *WEIGHTS_ERRORS)):
+                          IIIFInputError, *WEIGHTS_ERRORS)):
         return f"error: {error}"
     if isinstance(error, (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
                           PermissionError)):

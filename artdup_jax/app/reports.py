@@ -21,6 +21,16 @@ from artdup_jax.report import (
 )
 
 
+def iiif_failures(iiif: dict | None) -> list[Failure]:
+    """The canvases of a IIIF input that could not be fetched (``app.iiif_input.input_report``), one line each."""
+    return [Failure(f"{f['label']} ({f['canvas']})" if f.get("label") else f["canvas"], "fetch", f["reason"])
+            for f in (iiif or {}).get("failures", [])]
+
+
+def _input_name(folder: str, iiif: dict | None) -> str:
+    return ", ".join(iiif["inputs"]) if iiif else folder
+
+
 def pair_report(pair: PairAlignment) -> Path:
     out, source, target = pair.out_dir, pair.source, pair.target
     with ReportDirectory(os.path.join(out, "report")) as report_dir:
@@ -30,8 +40,9 @@ def pair_report(pair: PairAlignment) -> Path:
                                         sections=[section]))
 
 
-def group_report(group: GroupAlignment) -> Path:
-    """The group's members, averages and errors; its failures and the folder's entries that were not images."""
+def group_report(group: GroupAlignment, iiif: dict | None = None) -> Path:
+    """The group's members, averages and errors; its failures and the folder's entries that were not images
+    (``iiif``: the folder's IIIF input report, whose failed canvases are listed too)."""
     out, reference, folder, skipped = group.out_dir, group.reference, group.folder, group.skipped
     with ReportDirectory(os.path.join(out, "report")) as report_dir:
         group, pairs, failures = group_alignment_section(report_dir, out, reference=os.path.basename(reference),
@@ -39,14 +50,16 @@ def group_report(group: GroupAlignment) -> Path:
                                                          title=f"Every image of {folder} onto {reference}")
         named = {f.input for f in failures}  # artdup_jax.app.align also tries folders named like images
         failures = failures + [Failure(name, "list", reason) for name, reason in skipped if name not in named]
-        return report_dir.commit(Report(f"artdup align-group: {folder}", sections=[group, *pairs],
+        failures = iiif_failures(iiif) + failures
+        return report_dir.commit(Report(f"artdup align-group: {_input_name(folder, iiif)}", sections=[group, *pairs],
                                         failures=failures))
 
 
 def discovery_report(run: DiscoveryRun, *, thumbnail_px: int = 280) -> Path:
-    """Groups with their regions, the unreadable files and the folder's entries that were not images at all
-    (``thumbnail_px``: longer side of the images shown)."""
+    """Groups with their regions, the unreadable files, the folder's entries that were not images at all and
+    the canvases of a IIIF input that could not be fetched (``thumbnail_px``: longer side of the images shown)."""
     out, folder, skipped, document = run.out_dir, run.folder, run.skipped, run.document
+    iiif = document.get("iiif")
     settings = document.get("settings", {})
     method = settings.get("checkpoint") or "random weights (smoke test)"
     note = "" if document.get("groups") else (
@@ -55,15 +68,17 @@ def discovery_report(run: DiscoveryRun, *, thumbnail_px: int = 280) -> Path:
     with ReportDirectory(os.path.join(out, "report")) as report_dir:
         section, failures = discovery_section(
             report_dir, document, os.path.abspath(folder), method=f"ArtMiner discovery (weights: {method})",
-            title=f"Groups of {folder}", note=note, scores=[p["score"] for p in document.get("top_pairs", [])],
+            title=f"Groups of {_input_name(folder, iiif)}", note=note,
+            scores=[p["score"] for p in document.get("top_pairs", [])],
             threshold=settings.get("threshold"), score_label="pair score (top pairs)", thumbnail_px=thumbnail_px)
-        failures = failures + [Failure(name, "list", reason) for name, reason in skipped]
-        return report_dir.commit(Report(f"artdup discover: {folder}", sections=[section], failures=failures))
+        failures = iiif_failures(iiif) + failures + [Failure(name, "list", reason) for name, reason in skipped]
+        return report_dir.commit(Report(f"artdup discover: {_input_name(folder, iiif)}", sections=[section],
+                                        failures=failures))
 
 
 def detection_report(run: DetectionRun, out: str, top: int) -> Path:
     """The query box and the ``top`` best detections outlined on their images, a histogram of every score,
-    the skipped files."""
+    the skipped files and the canvases of a IIIF input that could not be fetched."""
     image, box, folder, detections, skipped = run.image, run.box, run.folder, run.detections, run.skipped
     from artdup_jax.data.images import read_image_size
 
@@ -87,6 +102,7 @@ def detection_report(run: DetectionRun, out: str, top: int) -> Path:
             title=f"The {len(shown)} best detections of {list(box)} of {os.path.basename(image)}",
             note="The first image holds the query box; the others, the detections (best first).",
             scores=[d["score"] for d in detections], score_label="detection score")
-        failures = failures + [Failure(s["file"], "detect", s["reason"]) for s in skipped]
-        return report_dir.commit(Report(f"artdup detect: {os.path.basename(image)} in {folder}",
+        failures = iiif_failures(run.iiif) + failures + [Failure(s["file"], "detect", s["reason"]) for s in skipped]
+        return report_dir.commit(Report(f"artdup detect: {os.path.basename(image)} in "
+                                        f"{_input_name(folder, run.iiif)}",
                                         sections=[section], failures=failures))

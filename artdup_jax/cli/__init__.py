@@ -10,6 +10,12 @@
   artdup train --config configs/X.py:variant --workdir DIR [--config.field=value ...]   (from a checkout)
   artdup eval NAME [...]            the paper protocols of eval/ (from a checkout; 'artdup eval --help' lists them)
 
+IIIF: FOLDER (of align-group, discover, detect) may be a Presentation manifest or collection (URL or file), an
+Image API service URL or a text file listing them; its canvases are fetched at the size the method reads into
+DIR/iiif (--iiif-workers, --iiif-timeout, --iiif-retries), a canvas that fails is listed with its reason and
+the others go on. discover and detect --out also write DIR/annotations: W3C Web Annotations, one
+AnnotationPage per canvas, and copies of the manifests that link them (--annotations-base-url).
+
 ``artdup COMMAND --help`` explains a command, with an example. ``align``, ``align-group``, ``discover`` and
 ``detect --out DIR`` also write DIR/report/index.html (with report.json): the images, the results and every
 input that failed or was skipped, with its reason.
@@ -24,6 +30,7 @@ error naming the file and the family it does match.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import subprocess
 import sys
@@ -36,9 +43,10 @@ COMMANDS = {
              "groups of a mixed collection; writes OUT/index.html. No download, no weights.",
              "artdup demo --out runs/demo"),
     "align": ("align SOURCE onto TARGET (RANSAC-Flow)",
-              "Aligns SOURCE onto TARGET: coarse homography (SIFT, or ResNet-50 features with "
-              "--coarse-checkpoint), then the fine flow with --checkpoint. Writes DIR/coarse.png, blend.png, "
-              "blink.gif, flow.npy, ... and DIR/report/index.html.",
+              "Aligns SOURCE onto TARGET: coarse homography (weightless: RootSIFT, Fourier-Mellin, ECC, verified "
+              "against the identity; or ResNet-50 features with --coarse-checkpoint), then the fine flow with "
+              "--checkpoint. Writes DIR/coarse.png, blend.png, blink.gif, flow.npy, warped_full.png, ... and "
+              "DIR/report/index.html; an alignment that does not beat the identity is an error.",
               "artdup align copy.jpg original.jpg --out runs/align --size 400"),
     "align-group": ("align every image of FOLDER onto REFERENCE",
                     "Aligns every image of FOLDER onto REFERENCE; unusable files are listed with their reasons "
@@ -47,13 +55,22 @@ COMMANDS = {
                     "artdup align-group original.jpg copies/ --out runs/copies"),
     "discover": ("groups of images sharing a region (ArtMiner)",
                  "Finds groups of FOLDER's images that share a region, with the regions outlined; unreadable "
-                 "files are listed with their reasons. Writes DIR/discovery.json and DIR/report/index.html.",
+                 "files are listed with their reasons. FOLDER may be IIIF (a manifest URL, ...). Writes "
+                 "DIR/discovery.json, DIR/report/index.html and DIR/annotations (W3C Web Annotations).",
                  "artdup discover collection/ --checkpoint ltllModel.pth --out runs/discover"),
     "detect": ("one-shot detection of a box over a folder (ArtMiner)",
                "The regions of FOLDER's images most like a box of IMAGE, best first; unusable files are "
-               "skipped with a warning each. With --out: DIR/detections.json and DIR/report/index.html.",
+               "skipped with a warning each. FOLDER may be IIIF, IMAGE one of its canvases. With --out: "
+               "DIR/detections.json, DIR/report/index.html and DIR/annotations (W3C Web Annotations).",
                "artdup detect scan.jpg collection/ --box 120 40 380 300 --checkpoint brueghelModel.pth "
                "--out runs/detect"),
+    "index": ("a persistent collection index: features stored once, discovery and detection read them",
+              "Stores the ArtMiner features of a collection once (memory-mapped shards, a faiss index of global "
+              "descriptors, a manifest of the files): 'build' makes or updates it from a folder, 'add' stores new "
+              "images (their features only), 'info' says what it holds and which files changed. 'artdup discover "
+              "--index DIR' then verifies only pairs it never verified; 'artdup detect IMAGE --index DIR --box ...' "
+              "searches it.",
+              "artdup index build collection/ --index runs/index --weights artminer-ltll"),
     "convert": ("PyTorch checkpoint -> Orbax",
                 "Converts a released PyTorch checkpoint to a folder of Flax variables, checking every key "
                 "and shape against the family's model.",
@@ -102,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     from artdup_jax.app.messages import error_line, one_line_warnings
     from artdup_jax.data.folders import tool_reading_limits
 
+    # urllib3 logs each IIIF retry; the fetch sums a canvas's tries up in one line (absl may have configured
+    # the root logger, which would print them)
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     argv = sys.argv[1:] if argv is None else list(argv)
     if len(argv) >= 2 and argv[0] in COMMANDS and argv[1] in ("-h", "--help"):
         return _help(argv[0])
@@ -118,11 +138,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _command_parser(command: str) -> argparse.ArgumentParser | None:
-    from artdup_jax.cli import parsers
+    from artdup_jax.cli import index_command, parsers
 
     return {"align": lambda: parsers.align_parser(group=False), "align-group": lambda: parsers.align_parser(True),
             "discover": parsers.discover_parser, "detect": parsers.detect_parser,
-            "demo": parsers.demo_parser, "weights": parsers.weights_parser}.get(command, lambda: None)()
+            "demo": parsers.demo_parser, "weights": parsers.weights_parser,
+            "index": index_command.index_parser}.get(command, lambda: None)()
 
 
 def _help(command: str) -> int:
@@ -154,6 +175,10 @@ def _run(command: str, rest: list[str]) -> int:
 
     if command in _CHILD_PROCESS:
         return _child(command, rest)
+    from artdup_jax.cli import index_command
+
+    if command == "index" or index_command.uses_index(command, rest):
+        return index_command.run(command, rest)
     if command == "convert":
         return _convert(rest)
     args = _command_parser(command).parse_args(rest)  # usage errors before any work
@@ -233,6 +258,7 @@ def _demo(args) -> int:
 def _align(command: str, args) -> int:
     from artdup_jax.app import reports
     from artdup_jax.app.align import align_group, align_images
+    from artdup_jax.app.iiif_input import input_report, record_input
     from artdup_jax.cli.parsers import align_settings
 
     settings = align_settings(args)
@@ -243,21 +269,56 @@ def _align(command: str, args) -> int:
         if not args.no_report:
             print(f"report: {reports.pair_report(pair)}")
         return 0
-    group = align_group(args.reference, args.folder, args.out, settings)
+    folder, source, reference = _iiif_group_inputs(args, settings)
+    group = align_group(reference, folder, args.out, settings)
+    record_input(os.path.join(args.out, "group.json"), source)
     print(f"aligned {len(group.aligned)} image(s) to {args.reference} ({len(group.failed)} failed); "
           f"averages in {group.out_dir}")
     if not args.no_report:
-        print(f"report: {reports.group_report(group)}")
+        print(f"report: {reports.group_report(group, iiif=input_report(source))}")
     return 0
+
+
+def _iiif_group_inputs(args, settings):
+    """align-group's FOLDER and REFERENCE: local as they are, or IIIF fetched at the alignment size."""
+    from artdup_jax.app.iiif_input import alignment_side, collection_folder, single_image
+    from artdup_jax.cli.parsers import fetch_settings
+
+    side, fetching = alignment_side(settings.size, settings.rule), fetch_settings(args)
+    folder, source = collection_folder(args.folder, args.out, max_side=side, settings=fetching)
+    _print_iiif(source)
+    reference, _, _ = single_image(args.reference, source, args.out, max_side=side, settings=fetching)
+    return folder, source, reference
+
+
+def _print_iiif(source) -> None:
+    if source is not None:
+        failed = f"; {len(source.failures)} failed, listed in the JSON and the report" if source.failures else ""
+        print(f"IIIF: {len(source.images)} canvas(es) of {', '.join(source.inputs)} fetched into "
+              f"{source.folder}{failed}")
+
+
+def _print_annotations(files) -> None:
+    manifests = "".join(f"\n  annotated manifest: {path}" for path in files.manifests)
+    print(f"annotations: {len(files.pages)} AnnotationPage(s), index {files.index}{manifests}")
 
 
 def _discover(args) -> int:
     from artdup_jax.app import reports
+    from artdup_jax.app.annotations_output import discovery_annotation_files
     from artdup_jax.app.discover import discover_folder
-    from artdup_jax.cli.parsers import discovery_config
+    from artdup_jax.app.iiif_input import artminer_side, collection_folder, input_report
+    from artdup_jax.cli.parsers import discovery_config, fetch_settings
+    from artdup_jax.report.annotations import Provenance
 
-    run = discover_folder(args.folder, args.out, discovery_config(args), checkpoint=args.checkpoint,
-                          cache=args.cache)
+    config = discovery_config(args)
+    folder, source = collection_folder(args.folder, args.out, max_side=artminer_side(config.scales),
+                                       settings=fetch_settings(args))
+    _print_iiif(source)
+    run = discover_folder(folder, args.out, config, checkpoint=args.checkpoint, cache=args.cache,
+                          iiif=input_report(source))
+    files = discovery_annotation_files(run, source, Provenance("artminer-discover", args.weights or args.checkpoint),
+                                       base_url=args.annotations_base_url)
     document = run.document
     if not args.quiet:
         print(f"feature maps: {run.maps_loaded} read from {run.cache_dir}, {run.maps_computed} computed")
@@ -268,6 +329,7 @@ def _discover(args) -> int:
         for group in document["groups"]:
             print(f"  group {group['id']}: " + ", ".join(image["file"] for image in group["images"]))
         print(f"wrote {os.path.join(args.out, 'discovery.json')}")
+        _print_annotations(files)
     if not args.no_report:
         print(f"report: {reports.discovery_report(run, thumbnail_px=args.thumbnail_px)}")
     return 0
@@ -275,22 +337,43 @@ def _discover(args) -> int:
 
 def _detect(args) -> int:
     from artdup_jax.app import reports
+    from artdup_jax.app.annotations_output import detection_annotation_files, query_image
     from artdup_jax.app.detect import detect_in_folder
+    from artdup_jax.app.iiif_input import (artminer_side, collection_folder, file_box, input_report,
+                                           single_image)
+    from artdup_jax.artminer.resize_rule import SCALES
+    from artdup_jax.cli.parsers import fetch_settings
     from artdup_jax.data import outputs
+    from artdup_jax.data.iiif.source import IIIFInputError, is_iiif_input
+    from artdup_jax.report.annotations import Provenance
 
-    run = detect_in_folder(args.image, args.box, args.folder, checkpoint=args.checkpoint, scales=args.scales,
-                           cache=args.cache, out=args.out)
+    if not args.out and (is_iiif_input(args.folder) or is_iiif_input(args.image)):
+        raise IIIFInputError("detect: IIIF input needs --out DIR (its canvases are fetched into DIR/iiif)")
+    side, fetching = artminer_side(args.scales or SCALES), fetch_settings(args)
+    folder, source = collection_folder(args.folder, args.out or ".", max_side=side, settings=fetching)
+    _print_iiif(source)
+    image, canvas, query_source = single_image(args.image, source, args.out or ".", max_side=side, settings=fetching)
+    box = file_box(canvas, args.box) if canvas is not None else args.box
+    if box != list(args.box):
+        print(f"query box {list(args.box)} of canvas {canvas.label!r} is {box} in its file {image}")
+    run = detect_in_folder(image, box, folder, checkpoint=args.checkpoint, scales=args.scales,
+                           cache=args.cache, out=args.out, iiif=input_report(source))
     if run.cache_dir:
         print(f"feature maps: {run.maps_loaded} read from {run.cache_dir}, {run.maps_computed} computed")
     if not run.detections:
-        print(f"no detection: none of the {run.num_searched} readable image(s) of {args.folder} has a match")
+        print(f"no detection: none of the {run.num_searched} readable image(s) of {folder} has a match")
     for detection in run.detections[: args.top]:
         print(f"{detection['score']:.4f}  {detection['file']}  {detection['box']}")
     if run.skipped:
-        print(f"skipped {len(run.skipped)} file(s) of {args.folder}: " + "; ".join(s["file"] for s in run.skipped))
+        print(f"skipped {len(run.skipped)} file(s) of {folder}: " + "; ".join(s["file"] for s in run.skipped))
     if args.json:
         outputs.save_json(args.json, run.document())
     if args.out:
+        files = detection_annotation_files(run, args.out, query_image(image, canvas), source,
+                                           Provenance("artminer-detect", args.weights or args.checkpoint),
+                                           top=args.top, base_url=args.annotations_base_url,
+                                           query_source=query_source)
+        _print_annotations(files)
         print(f"report: {reports.detection_report(run, args.out, args.top)}")
     return 0
 

@@ -18,6 +18,7 @@ import sys
 from artdup_jax.app.index import IMAGES_PER_SHARD, PAIRS_PER_CHUNK
 from artdup_jax.artminer.discovery import DiscoveryConfig
 from artdup_jax.artminer.resize_rule import RESAMPLE
+from artdup_jax.cli.parsers import add_iiif_options, fetch_settings
 
 _DISCOVERY = DiscoveryConfig()
 def uses_index(command: str, argv: list[str]) -> bool:
@@ -37,9 +38,11 @@ def index_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="artdup index", add_help=False)
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     build = actions.add_parser("build", help="create an index of FOLDER, or bring it up to date (resumes)")
-    build.add_argument("folder", help="image folder (not recursive)")
+    build.add_argument("folder", help="image folder (not recursive), or IIIF input: a manifest or collection (file "
+                                      "or URL), an Image API service, or a text file listing them")
     build.add_argument("--index", required=True, metavar="DIR", help="index folder (created if needed)")
     _weights_options(build)
+    add_iiif_options(build)
     build.add_argument("--reference-cells", type=int, default=_DISCOVERY.reference_cells)
     build.add_argument("--margin", type=int, default=_DISCOVERY.margin)
     build.add_argument("--scales", type=int, nargs="+", default=list(_DISCOVERY.scales),
@@ -54,8 +57,10 @@ def index_parser() -> argparse.ArgumentParser:
     build.add_argument("--quiet", action="store_true", help="no progress bars")
     add = actions.add_parser("add", help="store new images (folders or files) in an index")
     add.add_argument("index", metavar="DIR")
-    add.add_argument("inputs", nargs="+", metavar="FOLDER_OR_FILE")
+    add.add_argument("inputs", nargs="+", metavar="FOLDER_OR_FILE",
+                     help="folders, image files, or IIIF inputs (manifests, collections, Image API services)")
     _weights_options(add)
+    add_iiif_options(add)
     add.add_argument("--seed", type=int, default=_DISCOVERY.seed, help="seed of --random-weights")
     add.add_argument("--images-per-shard", type=int, default=IMAGES_PER_SHARD)
     add.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -147,7 +152,8 @@ def _build(args) -> int:
     config = DiscoveryConfig(reference_cells=args.reference_cells, margin=args.margin, scales=scales,
                              descriptor_cells=args.descriptor_cells or min(scales), saliency=not args.no_saliency,
                              resample=args.resample, seed=args.seed)
-    update = build_index(args.folder, args.index, config, checkpoint=_checkpoint(args),
+    folder = _fetched(args.folder, args.index, scales, args)
+    update = build_index(folder, args.index, config, checkpoint=_checkpoint(args),
                          images_per_shard=args.images_per_shard, progress=not args.quiet)
     _print_update(update, "stored")
     return 0
@@ -156,10 +162,26 @@ def _build(args) -> int:
 def _add(args) -> int:
     from artdup_jax.app.index import add_to_index
 
-    update = add_to_index(args.index, args.inputs, checkpoint=_checkpoint(args),
+    from artdup_jax.index.manifest import read_header
+
+    scales = tuple(read_header(args.index).settings["scales"])
+    inputs = [_fetched(arg, args.index, scales, args) for arg in args.inputs]
+    update = add_to_index(args.index, inputs, checkpoint=_checkpoint(args),
                           seed=args.seed, images_per_shard=args.images_per_shard, progress=not args.quiet)
     _print_update(update, "added")
     return 0
+
+
+def _fetched(argument: str, index: str, scales: tuple[int, ...], args) -> str:
+    """A folder or file as it is; a IIIF input fetched (at ArtMiner's largest scale) into a folder of the index
+    named after it; a canvas that fails is a one-line warning with its reason, the others are stored."""
+    import hashlib
+    import os
+
+    from artdup_jax.app.iiif_input import artminer_side, collection_folder
+
+    out = os.path.join(index, "inputs", hashlib.sha1(argument.encode()).hexdigest()[:12])
+    return collection_folder(argument, out, max_side=artminer_side(scales), settings=fetch_settings(args))[0]
 
 
 def _info(args) -> int:

@@ -4,21 +4,51 @@ from __future__ import annotations
 
 import argparse
 
-from artdup_jax.app.align import AlignSettings
+from artdup_jax.app.align import COARSE_METHODS, AlignSettings
 from artdup_jax.app.demo import DemoSettings
 from artdup_jax.artminer.discovery import DiscoveryConfig
 from artdup_jax.artminer.resize_rule import RESAMPLE
-from artdup_jax.ransac_flow.coarse import METHODS as COARSE_METHODS
+from artdup_jax.data.iiif.fetch import FetchSettings
 
 _ALIGN = AlignSettings()
 _DISCOVERY = DiscoveryConfig()
+_FETCH = FetchSettings()
+IIIF_FOLDER_HELP = ("a folder of images (not recursive), or IIIF: a manifest or collection (URL or file, "
+                    "Presentation 2.1 / 3.0), an Image API service URL, or a text file listing them")
+
+
+def add_iiif_options(parser: argparse.ArgumentParser) -> None:
+    """How a IIIF FOLDER's canvases are fetched (into OUT/iiif; downloads cached in $ARTDUP_IIIF_CACHE, else
+    $XDG_CACHE_HOME/artdup/iiif)."""
+    group = parser.add_argument_group("IIIF input")
+    group.add_argument("--iiif-workers", type=int, default=_FETCH.workers, metavar="N",
+                       help="canvases downloaded at once")
+    group.add_argument("--iiif-timeout", type=float, default=_FETCH.read_timeout, metavar="SECONDS",
+                       help="seconds without an answer before a request is retried")
+    group.add_argument("--iiif-retries", type=int, default=_FETCH.retries, metavar="N",
+                       help="further tries of a failing request (exponential back-off); then the canvas is "
+                            "listed as failed and the others go on")
+
+
+def fetch_settings(args: argparse.Namespace) -> FetchSettings:
+    return FetchSettings(workers=max(1, args.iiif_workers), read_timeout=args.iiif_timeout,
+                         connect_timeout=min(_FETCH.connect_timeout, args.iiif_timeout),
+                         retries=max(0, args.iiif_retries))
+
+
+def add_annotation_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--annotations-base-url", metavar="URL",
+                        help="where OUT/annotations will be served (the W3C Web Annotation pages' and annotated "
+                             "manifests' ids are under it; default: its file:// address)")
 
 
 def align_parser(group: bool) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"artdup {'align-group' if group else 'align'}", add_help=False)
     if group:
-        parser.add_argument("reference", help="the image every other one is aligned to")
-        parser.add_argument("folder", help="a folder of images (not recursive)")
+        parser.add_argument("reference", help="the image every other one is aligned to (a file, or a canvas "
+                                              "id / label of a IIIF FOLDER)")
+        parser.add_argument("folder", help=IIIF_FOLDER_HELP)
+        add_iiif_options(parser)
     else:
         parser.add_argument("source")
         parser.add_argument("target")
@@ -27,13 +57,23 @@ def align_parser(group: bool) -> argparse.ArgumentParser:
     fine.add_argument("--checkpoint", help="fine network: .pth, converted directory or training workdir")
     fine.add_argument("--weights", metavar="NAME", help="released fine network by name ('artdup weights list'), "
                                                         "fetched on first use")
+    fine.add_argument("--weightless-fine", action="store_true",
+                      help="weightless fine stage after the coarse one: DIS optical flow on gradient images, "
+                           "confidence-weighted (not the learned RANSAC-Flow fine network)")
     coarse = parser.add_mutually_exclusive_group()
     coarse.add_argument("--coarse-checkpoint", help="ResNet-50 (torchvision) or MoCo .pth, or converted dir")
     coarse.add_argument("--coarse-weights", metavar="NAME", help="released coarse ResNet-50 by name (sets "
                                                                  "--coarse-family), fetched on first use")
     parser.add_argument("--coarse-family", default=_ALIGN.coarse_family, choices=["resnet50", "moco_resnet50"])
     parser.add_argument("--coarse", choices=list(COARSE_METHODS), default=None,
-                        help="coarse stage (default: deep with --coarse-checkpoint, else sift)")
+                        help="coarse stage (default: deep with --coarse-checkpoint, its fallback the classical "
+                             "portfolio; else classical: RootSIFT, Fourier-Mellin, ECC, no weights). Every "
+                             "alignment must beat the identity on a colour-independent score, else it fails")
+    parser.add_argument("--no-full-resolution", action="store_true",
+                        help="skip warped_full.png and flow_full.npy (the source warped at the target's "
+                             "original resolution, and its map in original pixels)")
+    parser.add_argument("--tile", type=int, default=_ALIGN.tile, help="tile side (px) of the full-resolution "
+                                                                      "warp: memory stays bounded")
     parser.add_argument("--size", type=int, default=_ALIGN.size, help="resize target side (quick-start default 400)")
     parser.add_argument("--rule", choices=["longer", "shorter"], default=_ALIGN.rule)
     parser.add_argument("--scales", type=int, default=_ALIGN.scales)
@@ -52,12 +92,13 @@ def align_settings(args: argparse.Namespace) -> AlignSettings:
                          coarse_family=args.coarse_family, coarse=args.coarse, size=args.size, rule=args.rule,
                          scales=args.scales, scale_ratio=args.scale_ratio, iterations=args.iterations,
                          max_homographies=args.max_homographies, texture_transfer=args.texture_transfer,
-                         seed=args.seed)
+                         weightless_fine=args.weightless_fine, full_resolution=not args.no_full_resolution,
+                         tile=args.tile, seed=args.seed)
 
 
 def discover_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="artdup discover", add_help=False)
-    parser.add_argument("folder", help="image folder (not recursive)")
+    parser.add_argument("folder", help=IIIF_FOLDER_HELP)
     weights = parser.add_mutually_exclusive_group(required=True)
     weights.add_argument("--checkpoint", help="ArtMiner weights: resnet18.pth, brueghelModel.pth, ltllModel.pth or a "
                                               "converted directory")
@@ -89,6 +130,8 @@ def discover_parser() -> argparse.ArgumentParser:
                         "a re-run, e.g. after an interruption or with another threshold, reuses them)")
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--no-report", action="store_true", help="skip DIR/report/index.html")
+    add_annotation_options(parser)
+    add_iiif_options(parser)
     return parser
 
 
@@ -103,10 +146,12 @@ def discovery_config(args: argparse.Namespace) -> DiscoveryConfig:
 
 def detect_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="artdup detect", add_help=False)
-    parser.add_argument("image", help="the image holding the query box")
-    parser.add_argument("folder", help="the images searched (not recursive)")
+    parser.add_argument("image", help="the image holding the query box: a file, a canvas of a IIIF FOLDER (its "
+                                      "id, label or file name), or IIIF of its own (its first canvas)")
+    parser.add_argument("folder", help="the images searched: " + IIIF_FOLDER_HELP)
     parser.add_argument("--box", nargs=4, type=int, required=True, metavar=("X1", "Y1", "X2", "Y2"),
-                        help="query box in IMAGE's pixels as a viewer shows it (x = column; x2, y2 exclusive)")
+                        help="query box in IMAGE's pixels as a viewer shows it (x = column; x2, y2 exclusive); "
+                             "for a IIIF canvas, in the canvas's units (as a IIIF viewer shows them)")
     weights = parser.add_mutually_exclusive_group(required=True)
     weights.add_argument("--checkpoint", help="ArtMiner weights: a .pth (brueghelModel.pth, resnet18.pth) or a "
                                               "converted folder")
@@ -119,8 +164,11 @@ def detect_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", help="write every ranked detection (and the skipped files) to this file")
     parser.add_argument("--cache", help="folder where the collection's feature maps persist between runs "
                         "(default: OUT/cache with --out; a re-run or a new query over the same folder reuses them)")
-    parser.add_argument("--out", help="also write OUT/detections.json and the report OUT/report/index.html "
-                                      "(the query and the --top best detections outlined)")
+    parser.add_argument("--out", help="also write OUT/detections.json, the report OUT/report/index.html "
+                                      "(the query and the --top best detections outlined) and OUT/annotations "
+                                      "(needed for IIIF input: its canvases are fetched into OUT/iiif)")
+    add_annotation_options(parser)
+    add_iiif_options(parser)
     return parser
 
 

@@ -25,12 +25,14 @@ def _atomic(path: str, write) -> str:
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
-    """(H, W[, C]) float in [0, 1] → uint8."""
+    """(H, W[, C]) float in [0, 1] → uint8 (uint8 is returned as it is)."""
+    if isinstance(image, np.ndarray) and image.dtype == np.uint8:
+        return image
     return np.clip(np.round(np.asarray(image, np.float32) * 255), 0, 255).astype(np.uint8)
 
 
 def save_image(path: str, image: np.ndarray) -> str:
-    """(H, W, 3) or (H, W) float in [0, 1] → PNG/JPEG by extension."""
+    """(H, W, 3) or (H, W) float in [0, 1] (or uint8) → PNG/JPEG by extension."""
     return _atomic(path, lambda tmp: Image.fromarray(to_uint8(image)).save(tmp, format=_format(path)))
 
 
@@ -45,6 +47,17 @@ def save_npy(path: str, array: np.ndarray) -> str:
     def write(tmp):
         with open(tmp, "wb") as f:
             np.save(f, array)
+
+    return _atomic(path, write)
+
+
+def save_npy_mapped(path: str, shape: tuple[int, ...], dtype, fill) -> str:
+    """A .npy written in place through a memory map by ``fill(array)`` (arrays larger than memory)."""
+    def write(tmp):
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=tuple(shape))
+        fill(array)
+        array.flush()
+        del array
 
     return _atomic(path, write)
 

@@ -30,4 +30,5 @@ Modules:
   matching         mutual nearest neighbours of L2-normalised features
   sift             OpenCV SIFT keypoints and descriptors, ratio-test matches
   classical/       classical (weightless) coarse alignment: a portfolio of aligners and a verification score
+  full_resolution  an alignment's coordinate maps and warp at the original resolution, tile by tile
 """

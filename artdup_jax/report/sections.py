@@ -1,9 +1,10 @@
 """Report sections from what the entry points write to disk.
 
-* ``alignment_section``: a pair folder of ``artdup_jax.app.align`` (target.png, coarse.png, fine.png, blend.png,
-  blink.gif, matchability.png, summary.json).
+* ``alignment_section``: a pair folder of ``artdup_jax.app.align`` (target.png, coarse.png, fine.png or
+  fine_weightless.png, blend.png, blink.gif, matchability.png, summary.json with the method and its verification
+  score against the identity's).
 * ``group_alignment_section``: an ``artdup_jax.app.align`` group folder (group.json, average_before.png,
-  average_after.png, one pair folder per image).
+  average_after.png, one pair folder per image aligned; the images not verified are failures).
 * ``discovery_section``: a discovery document in ``artdup_jax.app.discover``'s JSON layout (``groups[].images[]`` with
   ``file``, ``width``, ``height``, ``regions``; ``groups[].pairs[]`` with ``a``, ``b``, ``score``;
   ``unreadable[]`` with ``file``, ``error``).
@@ -39,7 +40,8 @@ from artdup_jax.report.document import (
 ALIGNMENT_FILES = (
     ("target.png", "target"),
     ("coarse.png", "source, coarse-aligned (homography)"),
-    ("fine.png", "source, fine-aligned (flow)"),
+    ("fine.png", "source, fine-aligned (flow of the learned RANSAC-Flow fine network)"),
+    ("fine_weightless.png", "source, fine-aligned by weightless DIS flow (not the learned RANSAC-Flow fine network)"),
     ("blend.png", "50/50 blend of aligned source and target"),
     ("blink.gif", "blink: target / aligned source"),
     ("matchability.png", "matchability (white: matched)"),
@@ -68,13 +70,42 @@ def alignment_section(out: ReportDirectory, pair_dir: str | os.PathLike, *, sour
     metrics = {}
     if (pair_dir / "summary.json").is_file():
         summary = _read_json(pair_dir / "summary.json")
-        metrics = {"homographies": len(summary.get("homographies", [])),
-                   "fine stage": bool(summary.get("fine")),
+        metrics = {**verification_metrics(summary),
+                   "candidate scores": _candidate_scores(summary.get("candidate_scores")),
+                   "homographies": len(summary.get("homographies", [])),
+                   "fine stage": summary.get("fine_stage_label", bool(summary.get("fine"))),
+                   "full-resolution outputs": _full_resolution(summary.get("full_resolution")),
                    "mean |aligned - target| (coarse)": summary.get("blend_error_coarse"),
                    "mean |aligned - target| (final)": summary.get("blend_error_final"),
                    "mean matchability": summary.get("mean_matchability")}
     return AlignmentSection(title=title or f"{source} onto {target}", source=source, target=target,
                             figures=figures, metrics={k: v for k, v in metrics.items() if v is not None})
+
+
+def verification_metrics(summary: dict) -> dict:
+    """How an alignment was chosen and its confidence, from its summary.json (``app.alignment_stages``):
+    the coarse stage and method, its verification score against the identity's (no alignment)."""
+    if "verification_score" not in summary:
+        return {}
+    stage, method = summary.get("coarse_stage"), summary.get("method")
+    fallback = f" (fallback of {summary['fallback_from']}: {summary.get('fallback_reason')})" \
+        if summary.get("fallback_from") else ""
+    return {"method": f"{stage}: {method}{fallback}" if stage and stage != method else f"{method}{fallback}",
+            "verification score": summary["verification_score"], "identity score": summary.get("identity_score"),
+            "verified": summary.get("verified")}
+
+
+def _candidate_scores(scores: dict | None) -> str | None:
+    if not scores:
+        return None
+    return ", ".join(f"{name} {value:.3f}" for name, value in sorted(scores.items(), key=lambda item: -item[1]))
+
+
+def _full_resolution(entry: dict | None) -> str | None:
+    if not entry:
+        return None
+    height, width = entry["size_hw"]
+    return f"{entry['warped']}, {entry['flow']} ({width}x{height} px, the target's original size)"
 
 
 def _unaligned_error(source_path: Path, target: np.ndarray) -> float | None:
@@ -122,7 +153,11 @@ def group_alignment_section(out: ReportDirectory, group_dir: str | os.PathLike, 
         source_path = _source_by_stem(folder, pair_dir.name)
         error_before = _unaligned_error(source_path, target) if source_path is not None else None
         error_after = summary.get("blend_error_final")
+        confidence = verification_metrics(summary)
         metrics = {"error after": error_after}
+        if confidence:
+            metrics = {"method": confidence["method"], "score (identity)":
+                       f"{confidence['verification score']:.3f} ({confidence['identity score']:.3f})", **metrics}
         if error_before is not None:
             metrics = {"error before": error_before, **metrics}
         members.append(GroupMember(pair_dir.name, Figure(thumbnail, pair_dir.name), metrics))
@@ -140,6 +175,13 @@ def group_alignment_section(out: ReportDirectory, group_dir: str | os.PathLike, 
         path = plots.bar_chart(out.path(f"{prefix}/plots/alignment_error.png"), [m.name for m in members], series,
                                title="Per-image alignment error on the reference", ylabel="mean |image - reference|")
         figures.append(Figure(out.relative(path), "mean absolute difference to the reference, per image"))
+    verification = document.get("verification", {})
+    if verification:
+        verified = sum(bool(v.get("verified")) for v in verification.values())
+        note = (f"{note} " if note else "") + (
+            f"{verified} of {len(verification)} image(s) verified: an alignment is kept only if its colour-independent "
+            "score (agreement of contour orientations) beats the identity's (no alignment); each image shows its "
+            "method and 'score (identity)'. The others are listed as failures with their scores.")
     section = GroupAlignmentSection(title=title, reference=reference, average_before=averages[0],
                                     average_after=averages[1], members=members, plots=figures, note=note)
     return section, pair_sections, failures

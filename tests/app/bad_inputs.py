@@ -24,11 +24,20 @@ def photograph() -> np.ndarray:
     return np.asarray(image)
 
 
-def warp(pixels: np.ndarray, offsets=((5, 3), (-4, 6), (-7, -5), (3, -2))) -> np.ndarray:
+OFFSETS = ((5, 3), (-4, 6), (-7, -5), (3, -2))
+
+
+def warp_homography(hw: tuple[int, int], offsets=OFFSETS) -> np.ndarray:
+    """(3, 3) pixels → pixels homography moving the corners of an (H, W) frame by ``offsets`` (pixels)."""
+    h, w = hw
+    corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    return cv2.getPerspectiveTransform(corners, corners + np.float32(offsets))
+
+
+def warp(pixels: np.ndarray, offsets=OFFSETS) -> np.ndarray:
     """``pixels`` under the homography moving its corners by ``offsets`` (pixels)."""
     h, w = pixels.shape[:2]
-    corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
-    return cv2.warpPerspective(pixels, cv2.getPerspectiveTransform(corners, corners + np.float32(offsets)), (w, h))
+    return cv2.warpPerspective(pixels, warp_homography((h, w), offsets), (w, h))
 
 
 def photo(folder: Path, name: str = "photo.png") -> Path:

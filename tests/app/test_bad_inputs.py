@@ -3,6 +3,7 @@ a folder still processed."""
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -55,9 +56,10 @@ def test_unreadable_file_names_the_permission_problem(tmp_path, capsys, monkeypa
 
 @pytest.fixture(scope="module")
 def encodings_folder(tmp_path_factory):
-    """The photograph as the reference and in five awkward encodings, plus a noise image (no match)."""
+    """The photograph warped as the reference (an identical copy would be no better than the identity, so not
+    aligned), the photograph in five awkward encodings, and a noise image (no match)."""
     folder = tmp_path_factory.mktemp("encodings")
-    bad_inputs.photo(folder, "reference.png")
+    bad_inputs.warped(folder, "reference.png")
     for make in (bad_inputs.grayscale, bad_inputs.rgba, bad_inputs.sixteen_bit, bad_inputs.cmyk_jpeg,
                  bad_inputs.exif_rotated, bad_inputs.noise):
         make(folder)
@@ -70,25 +72,31 @@ def test_grayscale_rgba_16bit_cmyk_and_exif_rotated_images_align_like_the_origin
     code, lines = run(capsys, ["align-group", encodings_folder / "reference.png", encodings_folder, "--out", out,
                                "--size", "128", "--iterations", "500"])
     assert code == 0
+    h, w = bad_inputs.photograph().shape[:2]
+    corners = np.float64([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]])
+    expected = cv2.perspectiveTransform(corners[:, None], bad_inputs.warp_homography((h, w)))[:, 0]
     for name in ("grayscale", "rgba", "sixteen_bit", "cmyk", "exif_rotated"):
-        homography = np.array(json.loads((out / name / "summary.json").read_text())["homographies"][0])
-        homography /= homography[2, 2]
-        # Same picture, so the identity (an EXIF rotation left unapplied would give a 90-degree rotation).
-        np.testing.assert_allclose(homography[:2, :2], np.eye(2), atol=0.08, err_msg=name)
-    # The pair with no match is a warning naming it; the others are aligned.
+        summary = json.loads((out / name / "summary.json").read_text())
+        homography = np.array(summary["homographies_pixels"][0])
+        # The photograph's own warp (an EXIF rotation left unapplied would give a 90-degree rotation).
+        found = cv2.perspectiveTransform(corners[:, None], homography)[:, 0]
+        assert summary["verified"] and np.abs(found - expected).max() < 2.0, (name, found - expected)
+    # The pair with no match is a warning naming it and why it is not aligned; the others are aligned.
     assert lines == [line for line in lines if "noise.png" in line] and len(lines) == 1
-    assert "no homography" in lines[0] and lines[0].startswith(f"warning: {encodings_folder / 'noise.png'}")
+    assert "not aligned" in lines[0] and lines[0].startswith(f"warning: {encodings_folder / 'noise.png'}")
     group = json.loads((out / "group.json").read_text())
     assert group["aligned"] == 5 and list(group["failed"]) == [str(encodings_folder / "noise.png")]
     report = json.loads((out / "report" / "report.json").read_text())
     assert [(f["input"], f["stage"]) for f in report["failures"]] == [("noise.png", "align")]
 
 
-def test_a_pair_with_no_match_is_an_error_naming_both_files(tmp_path, capsys):
+def test_a_pair_with_no_match_is_an_error_naming_both_files_and_writes_only_its_scores(tmp_path, capsys):
     source, target = bad_inputs.noise(tmp_path), bad_inputs.photo(tmp_path)
     code, lines = run(capsys, ["align", source, target, "--out", tmp_path / "out", *ALIGN])
-    assert code == 1 and lines == [f"error: {source} onto {target}: no homography found: too few consistent "
-                                   "matches between the two images"]
+    assert code == 1 and len(lines) == 1 and lines[0].startswith(f"error: {source} onto {target}: not aligned: ")
+    failed = json.loads((tmp_path / "out" / "failed.json").read_text())  # the scores, and nothing else
+    assert not failed["verified"] and failed["verification_score"] < failed["identity_score"] + 0.05
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["failed.json"]
 
 
 def test_an_image_above_the_pixel_limit_is_downscaled_with_a_warning(tmp_path, capsys, monkeypatch):

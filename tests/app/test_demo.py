@@ -10,6 +10,7 @@ import skimage.data
 from PIL import Image
 
 from artdup_jax import cli
+from artdup_jax.data.demo_collection import QUICK_COPIES
 from tests.report.browser import assert_loads_cleanly
 
 
@@ -31,6 +32,20 @@ def test_quick_demo_writes_the_report_and_its_json(demo_report):
     assert any(image["boxes"] for g in discovery["groups"] for image in g["images"])
 
 
+def test_quick_demo_verifies_every_copy_with_the_weightless_default_and_shows_its_method(demo_report):
+    document = json.loads((demo_report / "report.json").read_text())
+    members = document["sections"][0]["members"]
+    assert sorted(m["name"] for m in members) == sorted(name.rsplit(".", 1)[0] for name in QUICK_COPIES)
+    assert not [f for f in document["failures"] if f["stage"] == "align"]
+    for member in members:
+        summary = json.loads((demo_report / "alignment" / member["name"] / "summary.json").read_text())
+        assert summary["verified"] and summary["coarse_stage"] == "classical"
+        assert summary["verification_score"] >= summary["identity_score"] + 0.05
+        assert member["metrics"]["method"] == f"classical: {summary['method']}"
+        assert member["metrics"]["score (identity)"] == \
+            f"{summary['verification_score']:.3f} ({summary['identity_score']:.3f})"
+
+
 def test_quick_demo_lists_the_inputs_that_failed_with_their_reasons(demo_report):
     failures = json.loads((demo_report / "report.json").read_text())["failures"]
     broken = [f for f in failures if f["input"] == "broken_truncated_scan.jpg"]
@@ -50,9 +65,10 @@ def corrupt_folder(tmp_path_factory):
     h, w = photo.shape[:2]
     corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
     moved = corners + np.float32([[6, 3], [-5, 7], [-9, -6], [3, -2]])
-    Image.fromarray(photo).save(folder / "reference.png")
+    # The reference is the warped photograph: a copy identical to it would be no better than the identity.
     Image.fromarray(cv2.warpPerspective(photo, cv2.getPerspectiveTransform(corners, moved), (w, h))).save(
-        folder / "warped.png")
+        folder / "reference.png")
+    Image.fromarray(photo).save(folder / "photo.png")
     Image.fromarray(photo).save(folder / "copy.jpg", quality=90)
     (folder / "empty.png").write_bytes(b"")
     (folder / "notes.png").write_text("a text file, not an image\n")
@@ -68,7 +84,7 @@ def test_align_group_lists_corrupt_files_with_reasons_and_aligns_the_rest(corrup
                      "--size", "128", "--iterations", "1000"]) == 0
     group = json.loads((out / "group.json").read_text())
     assert group["aligned"] == 2
-    assert (out / "warped" / "coarse.png").is_file() and (out / "copy" / "blend.png").is_file()
+    assert (out / "photo" / "coarse.png").is_file() and (out / "copy" / "blend.png").is_file()
     reasons = {name.rsplit("/", 1)[-1]: reason for name, reason in group["failed"].items()}
     assert set(reasons) == {"empty.png", "notes.png", "truncated.jpg"}
     assert "empty file" in reasons["empty.png"] and "not a readable image" in reasons["notes.png"]
@@ -76,7 +92,7 @@ def test_align_group_lists_corrupt_files_with_reasons_and_aligns_the_rest(corrup
     report = json.loads((out / "report" / "report.json").read_text())
     assert {f["input"]: f["stage"] for f in report["failures"]} == dict.fromkeys(reasons, "align")
     assert all(f["reason"].startswith(f["input"] + ": ") for f in report["failures"])
-    assert sorted(m["name"] for m in report["sections"][0]["members"]) == ["copy", "warped"]
+    assert sorted(m["name"] for m in report["sections"][0]["members"]) == ["copy", "photo"]
     assert_loads_cleanly(out / "report" / "index.html")
 
 

@@ -1,18 +1,20 @@
-// Opens a Mirador page in headless Chromium and reports, per canvas, the annotations Mirador lists.
+// Opens Mirador pages in headless Chromium and reports, per canvas, the annotations Mirador lists.
 //
-//   node check_mirador.mjs PAGE_URL CANVASES_JSON OUT_DIR
+//   node check_mirador.mjs VIEWS_JSON OUT_DIR
 //
-// CANVASES_JSON: a JSON list of canvas ids. For each, the page is opened at that canvas (PAGE_URL&canvas=ID),
-// the annotation side panel is read once it has settled (the `annotationid` attribute and text of each listed
-// annotation), and once the viewer has finished drawing (`drawn`) OUT_DIR/canvas-N.png is a screenshot, with
-// the OpenSeadragon canvas's rectangle in page pixels. The result is printed as one JSON line.
+// VIEWS_JSON: a JSON list of [PAGE_URL, CANVAS_ID] (PAGE_URL: mirador.html?manifest=...). For each, the page is
+// opened at that canvas (PAGE_URL&canvas=ID), the annotation side panel is read once it has settled (the
+// `annotationid` attribute and text of each listed annotation), and once the viewer has finished drawing
+// (`drawn`) OUT_DIR/canvas-N.png is a screenshot, with the OpenSeadragon canvas's rectangle in page pixels
+// (`viewer`) and Mirador's viewport (`viewport`: the centre x, y in canvas units and OpenSeadragon's zoom, the
+// viewer's width over the visible width in canvas units). The result is printed as one JSON line.
 // Chromium: ARTDUP_CHROMIUM or /usr/bin/chromium (playwright-core drives it; it brings no browser of its own).
 
 import { chromium } from 'playwright-core';
 import path from 'node:path';
 
-const [pageUrl, canvasesJson, outDir] = process.argv.slice(2);
-const canvases = JSON.parse(canvasesJson);
+const [viewsJson, outDir] = process.argv.slice(2);
+const views = JSON.parse(viewsJson);
 const executablePath = process.env.ARTDUP_CHROMIUM || '/usr/bin/chromium';
 
 const browser = await chromium.launch({
@@ -28,7 +30,7 @@ try {
   page.on('response', (response) => {
     if (response.status() >= 400) result.failedRequests.push(`${response.status()} ${response.url()}`);
   });
-  for (const [index, canvasId] of canvases.entries()) {
+  for (const [index, [pageUrl, canvasId]] of views.entries()) {
     await page.goto(`${pageUrl}&canvas=${encodeURIComponent(canvasId)}`, { waitUntil: 'load' });
     await page.waitForFunction(() => window.miradorInstance && Object.keys(
       window.miradorInstance.store.getState().windows).length > 0, null, { timeout: 30000 });
@@ -79,9 +81,15 @@ try {
       const r = el.getBoundingClientRect();
       return { x: r.x, y: r.y, width: r.width, height: r.height };
     });
+    const viewport = await page.evaluate(() => {
+      const state = window.miradorInstance.store.getState();
+      const v = state.viewers[Object.values(state.windows)[0].id];
+      return v ? { x: v.x, y: v.y, zoom: v.zoom, rotation: v.rotation || 0, flip: !!v.flip } : null;
+    });
     const screenshot = path.join(outDir, `canvas-${index + 1}.png`);
     await page.screenshot({ path: screenshot });
-    result.canvases.push({ canvas: canvasId, listed, pages, viewer: box, screenshot, drawn: same >= 3 });
+    result.canvases.push({ page: pageUrl, canvas: canvasId, listed, pages, viewer: box, viewport, screenshot,
+                           drawn: same >= 3 });
   }
 } finally {
   await browser.close();
