@@ -1,0 +1,340 @@
+"""MAGSAC++ (Barath, Noskova, Ivashechkin & Matas, CVPR 2020) for homographies and affine maps, in JAX.
+
+Conventions as :mod:`artdup_jax.geometry.ransac`: points ``(..., N, 2)``, x first, pixels; ``H`` maps src to
+dst (``dst ~ H src``); a validity mask lets match sets of different sizes share one static shape (invalid rows
+are never sampled, scored or fitted on, so padding does not change a result). The residual is the forward
+reprojection distance in dst pixels.
+
+The estimator, per pair:
+
+1. minimal samples (4 matches for a homography, 3 for an affine map) drawn PROSAC-style in order of a match
+   quality, or uniformly without one (:mod:`artdup_jax.geometry.magsac_sampling`), fitted in closed form in
+   Hartley-normalised coordinates; degenerate samples are rejected (collinear or repeated points, flipped
+   orientation, non-finite fits);
+2. hypotheses scored with the MAGSAC++ loss, marginalised over the noise scale up to ``sigma_max``, with no
+   inlier threshold (:mod:`artdup_jax.geometry.magsac_scoring`); a chunk at a time inside a ``while_loop``,
+   each hypothesis first on a stratified subset of the matches and the best few on all of them (preemptive
+   verification);
+3. local optimisation of a new best hypothesis by sigma-consensus++: iteratively reweighted least squares
+   with the MAGSAC++ weights (weighted DLT / weighted affine least squares), the best-scoring iterate kept
+   (:mod:`artdup_jax.geometry.magsac_local`);
+4. adaptive stopping: after each chunk, the standard rule ``log(1 - confidence) / log(1 - w^k)`` on the
+   fraction ``w`` of matches within the reference ``threshold`` of the best model, up to ``max_iterations``
+   hypotheses;
+5. polishing of the best model: more sigma-consensus++ rounds; then a least-squares refit of the transfer
+   error on the matches within the 0.9999 quantile of the residual at the estimated noise level, the
+   Gaussian maximum-likelihood fit, which replaces the MAGSAC++ fit when the residuals look Gaussian
+   (kurtosis test; real keypoint matches have heavier tails, where MAGSAC++'s weights are the more accurate).
+
+:func:`magsac_pair` is one pair as a pure function (jit it, vmap it); :func:`magsac_homographies` is the
+batched, jitted API, whose search advances the unfinished pairs a group at a time so that a few hard pairs
+do not hold up a large batch; :func:`find_homography_magsac` is the OpenCV-like NumPy wrapper.
+
+The reference ``threshold`` sets only the stopping rule and the returned inlier mask (as OpenCV's USAC
+does); the score depends on ``sigma_max`` alone. Deterministic for a seed. Point transforms are written
+elementwise (no ``@``), so GPU matmuls cannot drop to TF32.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from artdup_jax.geometry.homography import compose, invert, normalise_scale
+from artdup_jax.geometry.magsac_local import sigma_consensus, truncated_least_squares
+from artdup_jax.geometry.magsac_sampling import prosac_schedule, sample_order, stratified_rows
+from artdup_jax.geometry.magsac_scoring import Thresholds, sigma_quantile, squared_residuals
+from artdup_jax.geometry.magsac_search import (
+    GROUP_FRACTION,
+    PREEMPTION_ROWS,
+    Problem,
+    State,
+    initial_state,
+    search,
+    search_batch,
+)
+from artdup_jax.geometry.ransac import MODELS
+
+DEFAULT_CHUNK = 32  # hypotheses per loop step
+DEFAULT_MAX_THRESHOLD = 8.0  # px; k * sigma_max when sigma_max is not given (OpenCV USAC's homography default)
+_POLISH_ROUNDS = 2  # sigma-consensus++ rounds on the final model
+_LS_ROUNDS = 2  # truncated least-squares rounds (final polishing)
+
+
+class MagsacResult(NamedTuple):
+    """Output of the MAGSAC++ estimator; leading ``(P,)`` dims for a batch of pairs.
+
+    H: ``(..., 3, 3)`` float32 mapping src to dst, ``H[2, 2] = 1`` (affine: last row ``0 0 1``); the identity
+      where ``found`` is False.
+    inliers: ``(..., N)`` bool, reprojection distance below the reference threshold; all False if not found.
+    score: ``(...,)`` float32 MAGSAC++ score, a soft inlier count in ``[0, n_valid]``; 0 if not found.
+    found: ``(...,)`` bool.
+    iterations: ``(...,)`` int32 minimal samples drawn (a multiple of the chunk, at most ``max_iterations``).
+    num_inliers: ``(...,)`` int32, ``inliers.sum(-1)``.
+    """
+
+    H: jax.Array
+    inliers: jax.Array
+    score: jax.Array
+    found: jax.Array
+    iterations: jax.Array
+    num_inliers: jax.Array
+
+
+# ----------------------------------------------------------------------------------------------------
+# One pair
+# ----------------------------------------------------------------------------------------------------
+
+
+def _usable_rows(src, dst, valid):
+    """``valid`` without rows holding non-finite coordinates; ``(..., N)`` bool."""
+    finite = [jnp.isfinite(a[..., i]) for a in (src, dst) for i in (0, 1)]  # no reductions over a size-2 axis
+    return jnp.asarray(valid, bool) & finite[0] & finite[1] & finite[2] & finite[3]
+
+
+def _normalising_similarity(xy, valid):
+    """Hartley's normalisation of ``(N, 2)`` points: the ``(3, 3)`` similarity taking the valid points' centroid
+    to 0 and their mean distance from it to sqrt(2) (as ``homography._hartley_transform``, written per
+    coordinate: XLA:CPU reduces over a size-2 axis slowly)."""
+    x, y, w = xy[:, 0], xy[:, 1], jnp.where(valid, 1.0, 0.0)
+    total = jnp.maximum(jnp.sum(w), 1.0)
+    cx, cy = jnp.sum(w * x) / total, jnp.sum(w * y) / total
+    mean_distance = jnp.sum(w * jnp.sqrt((x - cx) ** 2 + (y - cy) ** 2)) / total
+    s = jnp.sqrt(2.0) / jnp.maximum(mean_distance, jnp.finfo(xy.dtype).eps)
+    zero, one = jnp.zeros_like(s), jnp.ones_like(s)
+    return jnp.stack([jnp.stack([s, zero, -s * cx]), jnp.stack([zero, s, -s * cy]), jnp.stack([zero, zero, one])])
+
+
+class _Frames(NamedTuple):
+    t_src: jax.Array  # (3, 3) Hartley similarity of src
+    t_dst: jax.Array  # (3, 3) ... of dst
+
+
+def _prepare(src, dst, valid, order, threshold, sigma_max, max_iterations, confidence, seed, *,
+             model: str, prosac: bool) -> tuple[Problem, _Frames]:
+    """Normalise one pair (``(N, 2)`` points, ``(N,)`` valid and order) for the search."""
+    src, dst = jnp.where(valid[:, None], src, 0.0), jnp.where(valid[:, None], dst, 0.0)
+    n_valid = jnp.sum(valid, dtype=jnp.int32)
+    # Hartley-normalised coordinates for well-conditioned fits; a similarity scales distances uniformly.
+    t_src, t_dst = _normalising_similarity(src, valid), _normalising_similarity(dst, valid)
+    max_threshold = jnp.where(sigma_max > 0, sigma_quantile() * sigma_max,
+                              jnp.maximum(DEFAULT_MAX_THRESHOLD, threshold))
+    # Materialised once: fused into the loops' consumers, XLA would redo the normalisation in every pass.
+    src_n, dst_n = jax.lax.optimization_barrier((src * t_src[0, 0] + t_src[:2, 2], dst * t_dst[0, 0] + t_dst[:2, 2]))
+    problem = Problem(
+        src=src_n,
+        dst=dst_n,
+        valid=valid,
+        order=order,
+        schedule=(prosac_schedule(n_valid, src.shape[0], MODELS[model], max_iterations) if prosac
+                  else jnp.zeros((0,), jnp.float32)),
+        subset=stratified_rows(order, n_valid, min(PREEMPTION_ROWS, src.shape[0])),
+        thresholds=Thresholds(inv_max_sq=1.0 / (max_threshold * t_dst[0, 0]) ** 2,
+                              reference_sq=(threshold * t_dst[0, 0]) ** 2),
+        key_bits=jax.random.bits(jax.random.key(seed), (2,), jnp.uint32),
+        n_valid=n_valid,
+        max_iterations=max_iterations,
+        confidence=confidence,
+    )
+    return problem, _Frames(t_src, t_dst)
+
+
+def _finish(problem: Problem, frames: _Frames, state: State, *, model: str, batched: bool) -> MagsacResult:
+    """Polish the best model (sigma-consensus++, then truncated least squares) and express it in pixels."""
+    p, k = problem, MODELS[model]
+    polished = sigma_consensus(state.best, p.src, p.dst, p.valid, p.thresholds, model=model, rounds=_POLISH_ROUNDS,
+                               batched=batched)
+    # Under Gaussian noise least squares is the more accurate (MAGSAC++'s weights lose some efficiency
+    # there); on heavier-tailed residuals, as real keypoint matches have, the MAGSAC++ fit is.
+    refit, gaussian = truncated_least_squares(polished, p.src, p.dst, p.valid, p.thresholds, model=model,
+                                              rounds=_LS_ROUNDS, batched=batched)
+    polished = jax.tree.map(lambda a, b: jnp.where(gaussian, a, b), refit, polished)
+    inliers = p.valid & (squared_residuals(polished.H[None], p.src, p.dst, model)[0] < p.thresholds.reference_sq)
+    H = normalise_scale(compose(invert(frames.t_dst), compose(polished.H, frames.t_src)))
+    if model == "affine":
+        H = H.at[2].set(jnp.asarray([0.0, 0.0, 1.0], H.dtype))
+    found = (state.best.score > 0) & (jnp.sum(inliers) >= k) & jnp.all(jnp.isfinite(H))
+    return MagsacResult(
+        H=jnp.where(found, H, jnp.eye(3, dtype=H.dtype)),
+        inliers=inliers & found,
+        score=jnp.where(found, polished.score, 0.0),
+        found=found,
+        iterations=jnp.minimum(state.drawn, p.max_iterations),
+        num_inliers=jnp.where(found, jnp.sum(inliers, dtype=jnp.int32), 0),
+    )
+
+
+def magsac_pair(src_xy, dst_xy, valid, quality=None, *, threshold=3.0, sigma_max=None, max_iterations=10_000,
+                confidence=0.999, seed=0, model: str = "homography", chunk: int = DEFAULT_CHUNK) -> MagsacResult:
+    """MAGSAC++ on one padded match set; pure and traceable, so it can be jitted and vmapped.
+
+    Args:
+      src_xy, dst_xy: ``(N, 2)`` float pixels, x first; ``H`` maps src to dst.
+      valid: ``(N,)`` bool; invalid rows (and rows with non-finite coordinates) are ignored.
+      quality: None (uniform sampling) or ``(N,)`` float, higher is better (e.g. ``-ratio`` of Lowe's test):
+        PROSAC sampling in decreasing quality, growing to all valid matches over ``max_iterations`` samples.
+        Rows already sorted that way (valid first) skip a sort.
+      threshold: reference inlier threshold (dst pixels) for the stopping rule and the inlier mask.
+      sigma_max: largest noise scale (dst pixels) marginalised over; None (or <= 0): ``max(8, threshold) / k``
+        (``k = 3.03``, so that the maximum threshold ``k sigma_max`` is ``max(8 px, threshold)``).
+      max_iterations: minimal-sample budget (>= 1).
+      confidence: in (0, 1) for adaptive stopping; 0 draws the whole budget.
+      seed: int (traced); hypothesis ``t`` is drawn from a hash of ``(seed, t)``.
+      model: "homography" or "affine" (static).
+      chunk: hypotheses generated and scored per loop step (static); memory is ``O(chunk * N)``.
+    Returns:
+      :class:`MagsacResult`. Fewer than 4 (affine: 3) usable matches, or only degenerate samples
+      (collinear or repeated points), give ``found=False``, the identity, score 0 and no inliers, never NaN.
+    """
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {tuple(MODELS)}, got {model!r}")
+    src, dst = jnp.asarray(src_xy, jnp.float32), jnp.asarray(dst_xy, jnp.float32)
+    valid = _usable_rows(src, dst, valid)
+    quality = None if quality is None else jnp.asarray(quality, jnp.float32)
+    problem, frames = _prepare(
+        src, dst, valid, sample_order(valid, quality), jnp.asarray(threshold, jnp.float32),
+        jnp.asarray(-1.0 if sigma_max is None else sigma_max, jnp.float32), jnp.asarray(max_iterations, jnp.int32),
+        jnp.asarray(confidence, jnp.float32), seed, model=model, prosac=quality is not None)
+    state = search(problem, initial_state(), model=model, chunk=chunk, prosac=quality is not None, batched=False)
+    return _finish(problem, frames, state, model=model, batched=False)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Batched API and the OpenCV-like wrapper
+# ----------------------------------------------------------------------------------------------------
+
+
+def _run_batch(src, dst, valid, quality, threshold, sigma_max, max_iterations, confidence, seed, *, model, chunk):
+    """:func:`magsac_pair` on ``(P, N, ...)`` arrays (``quality`` None or ``(P, N)``), with
+    :func:`artdup_jax.geometry.magsac_search.search_batch`."""
+    valid = _usable_rows(src, dst, valid)
+    order = sample_order(valid, quality)  # outside vmap: one in-order test for the whole batch
+    prepare = functools.partial(_prepare, threshold=threshold, sigma_max=sigma_max, max_iterations=max_iterations,
+                                confidence=confidence, model=model, prosac=quality is not None)
+    problems, frames = jax.vmap(lambda s, d, v, o, sd: prepare(s, d, v, o, seed=sd))(src, dst, valid, order, seed)
+    states = jax.tree.map(lambda a: jnp.broadcast_to(a, (src.shape[0],) + a.shape), initial_state())
+    batched = src.shape[0] > 1  # the form of the least-squares sums (magsac_fitting); same results
+    static = dict(model=model, chunk=chunk, prosac=quality is not None, batched=batched)
+    if src.shape[0] > GROUP_FRACTION:
+        states = search_batch(problems, states, **static)
+    else:  # a few pairs: the plain vmapped loop, without the gathers and scatters
+        states = jax.vmap(functools.partial(search, **static))(problems, states)
+    return jax.vmap(functools.partial(_finish, model=model, batched=batched))(problems, frames, states)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "chunk", "has_quality"))
+def _magsac_batch(src, dst, valid, quality, threshold, sigma_max, max_iterations, confidence, seed, *,
+                  model, chunk, has_quality):
+    return _run_batch(src, dst, valid, quality if has_quality else None, threshold, sigma_max, max_iterations,
+                      confidence, seed, model=model, chunk=chunk)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "chunk", "has_quality"))
+def _magsac_packed(matches, params, seed, *, model, chunk, has_quality):
+    """One pair, packed to save host-device transfers (a few each way cost as much as a small problem).
+
+    matches: ``(N, 6)`` float32 columns src x, y, dst x, y, quality, valid. params: ``(4,)`` float32
+    threshold, sigma_max, max_iterations, confidence. Returns ``(10 + N,)`` float32: ``H`` (9), found, inliers.
+    """
+    m = matches[None]
+    result = _run_batch(m[..., 0:2], m[..., 2:4], m[..., 5] > 0, m[..., 4] if has_quality else None, params[0],
+                        params[1], params[2].astype(jnp.int32), params[3], seed[None], model=model, chunk=chunk)
+    return jnp.concatenate([result.H[0].reshape(9), result.found.astype(jnp.float32),
+                            result.inliers[0].astype(jnp.float32)])
+
+
+def magsac_homographies(src_xy, dst_xy, valid, quality=None, *, model: str = "homography", threshold=3.0,
+                        sigma_max=None, max_iterations=10_000, confidence=0.999, seed=0,
+                        chunk: int = DEFAULT_CHUNK) -> MagsacResult:
+    """MAGSAC++ on a batch of padded match sets, one jit-compiled program.
+
+    Args:
+      src_xy, dst_xy: ``(P, N, 2)`` float pixels, x first.
+      valid: ``(P, N)`` bool.
+      quality: None or ``(P, N)`` float match quality, higher is better (PROSAC order). A batch whose rows
+        are all already sorted (valid first, non-increasing quality) skips the sort.
+      seed: int (the same for every pair) or ``(P,)``.
+      model, threshold, sigma_max, max_iterations, confidence, chunk: see :func:`magsac_pair`; all but
+        ``model`` and ``chunk`` are traced, so changing them does not recompile.
+    Returns:
+      :class:`MagsacResult` with a leading ``(P,)``; pair p equals :func:`magsac_pair` on pair p with its seed
+      (up to float32 rounding). Each loop step advances the ``P / 8`` unfinished pairs with the fewest
+      hypotheses drawn by one chunk, so a few hard pairs do not hold up the whole batch.
+    """
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {tuple(MODELS)}, got {model!r}")
+    if isinstance(max_iterations, int) and max_iterations < 1:
+        raise ValueError(f"max_iterations must be >= 1, got {max_iterations}")
+    shapes = (np.shape(src_xy), np.shape(dst_xy), np.shape(valid))
+    if len(shapes[0]) != 3 or shapes[0][-1] != 2 or shapes[0] != shapes[1] or shapes[2] != shapes[0][:2]:
+        raise ValueError(f"expected (P, N, 2) points and (P, N) valid, got {shapes}")
+    has_quality = quality is not None
+    if not has_quality:
+        quality = np.zeros(shapes[2], np.float32)
+    seed = np.broadcast_to(np.asarray(seed, np.uint32), shapes[2][:1])
+    sigma_max = np.float32(-1.0 if sigma_max is None else sigma_max)
+    return _magsac_batch(src_xy, dst_xy, valid, quality, np.float32(threshold), sigma_max,
+                         np.int32(max_iterations), np.float32(confidence), seed, model=model, chunk=chunk,
+                         has_quality=has_quality)
+
+
+_MIN_ROWS = 64
+
+
+def _bucket_rows(n: int) -> int:
+    """Pad to 64, 96, 128, 192, 256, ...: few compiled shapes, at most 1.5x the rows."""
+    rows = _MIN_ROWS
+    while rows < n:
+        rows = rows * 3 // 2 if rows & (rows - 1) == 0 else rows * 4 // 3
+    return rows
+
+
+def _as_points(xy, name):
+    xy = np.asarray(xy, np.float32)
+    if xy.ndim == 3 and xy.shape[1] == 1:  # OpenCV's (N, 1, 2)
+        xy = xy[:, 0]
+    if xy.ndim != 2 or xy.shape[-1] != 2:
+        raise ValueError(f"{name} must be (N, 2), got {xy.shape}")
+    return xy
+
+
+def find_homography_magsac(src_xy, dst_xy, *, quality=None, threshold=3.0, sigma_max=None,
+                           max_iterations=10_000, confidence=0.999, seed=0, model="homography"):
+    """``cv2.findHomography(src, dst, cv2.USAC_MAGSAC, threshold)`` in JAX, for one match set.
+
+    Args:
+      src_xy, dst_xy: ``(N, 2)`` (or OpenCV's ``(N, 1, 2)``) pixel coordinates, x first.
+      quality: None or ``(N,)`` match quality, higher is better (PROSAC order; sorted here, on the host).
+      threshold, sigma_max, max_iterations, confidence, seed, model: see :func:`magsac_pair`.
+    Returns:
+      ``(H, inlier_mask)``: ``H`` ``(3, 3)`` float64 with ``H[2, 2] = 1`` mapping src to dst, or None when no
+      model is found; ``inlier_mask`` ``(N,)`` bool (all False when ``H`` is None). ``N`` is padded to one of a
+      few sizes, so that calls with different ``N`` rarely recompile.
+    """
+    src, dst = _as_points(src_xy, "src_xy"), _as_points(dst_xy, "dst_xy")
+    if src.shape != dst.shape:
+        raise ValueError(f"src_xy and dst_xy differ in shape: {src.shape} vs {dst.shape}")
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {tuple(MODELS)}, got {model!r}")
+    n = src.shape[0]
+    if n < MODELS[model]:
+        return None, np.zeros((n,), bool)
+    order = slice(None)
+    matches = np.zeros((_bucket_rows(n), 6), np.float32)
+    if quality is not None:
+        quality = np.asarray(quality, np.float32).reshape(n)
+        order = np.argsort(-quality, kind="stable")  # the in-jit sort is then skipped
+        matches[:n, 4], matches[n:, 4] = quality[order], -np.inf
+    matches[:n, 0:2], matches[:n, 2:4], matches[:n, 5] = src[order], dst[order], 1.0
+    params = np.array([threshold, -1.0 if sigma_max is None else sigma_max, max_iterations, confidence], np.float32)
+    out = np.asarray(_magsac_packed(matches, params, np.uint32(seed), model=model, chunk=DEFAULT_CHUNK,
+                                    has_quality=quality is not None))
+    mask = np.zeros((n,), bool)
+    if not out[9] > 0:
+        return None, mask
+    mask[order] = out[10:10 + n] > 0
+    return out[:9].reshape(3, 3).astype(np.float64), mask

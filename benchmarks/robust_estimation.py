@@ -1,0 +1,375 @@
+"""Robust homography estimation on SIFT matches: our MAGSAC++ (JAX) vs OpenCV and our RANSAC.
+
+  python -m benchmarks.robust_estimation [--hpatches DIR] [--json PATH] [--batch-pairs 1000]
+                                         [--batch-max-matches 512] [--quick]
+
+Pairs: HPatches ``v_churchill`` (image 1 onto images 2..6, ground truth ``H_1_k``) and synthetic pairs: each
+of a few scikit-image photographs warped by a known random homography (corners moved by up to a fifth of the
+image size) with a little pixel noise. SIFT matches (``cv2.SIFT_create``, brute-force 2-NN, Lowe's ratio
+0.8) are computed once per pair and shared by every estimator; the match quality for PROSAC is ``-ratio``.
+
+Estimators, all with a 3 px threshold, at most 10 000 hypotheses and confidence 0.999:
+
+* ``magsac++ (ours, PROSAC)`` / ``magsac++ (ours, uniform)``: :func:`find_homography_magsac` with / without
+  the match quality;
+* ``cv2.USAC_MAGSAC`` and ``cv2.RANSAC``: ``cv2.findHomography``;
+* ``ransac (ours)``: :func:`artdup_jax.geometry.ransac.find_homography` with adaptive stopping.
+
+Per estimator: pairs solved (mean corner error of image 1's corners < 3 px), median corner error (a failed
+fit counts as +inf) and wall time per pair (median over pairs of the best of ``--repeats`` calls, after one
+untimed call that compiles the JAX programs). Then ``--batch-pairs`` pairs (the synthetic pairs' matches
+reused, one seed per copy, each pair capped at its ``--batch-max-matches`` best matches for both estimators)
+in one call of :func:`magsac_homographies` vs as many sequential ``cv2.USAC_MAGSAC`` calls, with accuracy
+for both. Prints Markdown; ``--json`` writes the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+THRESHOLD = 3.0
+MAX_ITERATIONS = 10_000
+CONFIDENCE = 0.999
+SOLVED_PX = 3.0
+RATIO = 0.8
+HPATCHES_DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "hpatches" / "v_churchill"
+SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "immunohistochemistry", "coins",
+                  "moon", "clock", "brick")
+
+
+@dataclasses.dataclass(frozen=True)
+class Pair:
+    """SIFT matches of one image pair and its true homography.
+
+    src, dst: ``(M, 2)`` float32 pixels, x first (image 1, image 2). quality: ``(M,)`` float32, ``-ratio``.
+    H_true: ``(3, 3)`` float64 mapping image 1 pixels to image 2 pixels. size_hw: image 1's ``(H, W)``.
+    """
+
+    name: str
+    src: np.ndarray
+    dst: np.ndarray
+    quality: np.ndarray
+    H_true: np.ndarray
+    size_hw: tuple[int, int]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------------------------------
+
+
+def _grey(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 3:
+        image = cv2.cvtColor(image[..., :3], cv2.COLOR_RGB2GRAY)
+    return image
+
+
+def _features(grey: np.ndarray):
+    from artdup_jax.geometry.sift import sift_features
+
+    rgb = np.repeat(grey[..., None], 3, axis=-1).astype(np.float32) / 255.0  # the front end's input convention
+    return sift_features(rgb)
+
+
+def sift_matches(grey_a: np.ndarray, grey_b: np.ndarray, ratio: float = RATIO):
+    """SIFT (:func:`artdup_jax.geometry.sift.sift_features`) + Lowe's ratio test, a -> b, on ``(H, W)`` uint8
+    images: ``(src, dst, quality)``, ``(M, 2)`` float32 pixels and ``(M,)`` quality ``-d1/d2`` (higher is
+    better; the ratio itself is what PROSAC needs, which ``sift.ratio_matches`` does not return)."""
+    a, b = _features(grey_a), _features(grey_b)
+    if len(a) < 2 or len(b) < 2:
+        return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32), np.zeros((0,), np.float32)
+    knn = cv2.BFMatcher(cv2.NORM_L2).knnMatch(a.descriptors, b.descriptors, k=2)
+    good = [(m.queryIdx, m.trainIdx, m.distance / max(n.distance, 1e-12))
+            for m, n in (p for p in knn if len(p) == 2) if m.distance < ratio * n.distance]
+    rows = np.array([(i, j) for i, j, _ in good], np.int64).reshape(-1, 2)
+    return a.xy[rows[:, 0]], b.xy[rows[:, 1]], -np.float32([r for _, _, r in good])
+
+
+def hpatches_pairs(folder: Path) -> list[Pair]:
+    """Image 1 onto images 2..6 of one HPatches sequence folder."""
+    from artdup_jax.data.datasets.hpatches import read_sequence
+
+    sequence = read_sequence(folder)
+    first = cv2.imread(str(sequence.image_paths[0]), cv2.IMREAD_GRAYSCALE)
+    pairs = []
+    for k, H_true in sorted(sequence.homographies.items()):
+        other = cv2.imread(str(sequence.image_paths[k - 1]), cv2.IMREAD_GRAYSCALE)
+        src, dst, quality = sift_matches(first, other)
+        pairs.append(Pair(f"{sequence.name} 1-{k}", src, dst, quality, H_true, first.shape[:2]))
+    return pairs
+
+
+def random_homography(rng: np.random.Generator, size_hw, max_shift: float = 0.2) -> np.ndarray:
+    """Pixel homography moving each image corner by up to ``max_shift`` of the image size."""
+    h, w = size_hw
+    corners = np.float32([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]])
+    moved = corners + rng.uniform(-max_shift, max_shift, (4, 2)).astype(np.float32) * np.float32([w, h])
+    return cv2.getPerspectiveTransform(corners, moved).astype(np.float64)
+
+
+def synthetic_pairs(photos=SKIMAGE_PHOTOS, per_photo: int = 3, seed: int = 0) -> list[Pair]:
+    """Each photo onto ``per_photo`` warped copies of itself (known homography, pixel noise sigma 2)."""
+    import skimage.data
+
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for photo in photos:
+        image = _grey(np.asarray(getattr(skimage.data, photo)()))
+        for i in range(per_photo):
+            H_true = random_homography(rng, image.shape[:2])
+            warped = cv2.warpPerspective(image, H_true, image.shape[::-1], flags=cv2.INTER_LINEAR)
+            noisy = np.clip(warped + rng.normal(0, 2.0, warped.shape), 0, 255).astype(np.uint8)
+            src, dst, quality = sift_matches(image, noisy)
+            pairs.append(Pair(f"{photo} #{i}", src, dst, quality, H_true, image.shape[:2]))
+    return pairs
+
+
+def corner_error(H, H_true, size_hw) -> float:
+    """Mean distance (px) between image 1's corners mapped by ``H`` and by ``H_true``; inf for no model."""
+    if H is None or not np.all(np.isfinite(H)):
+        return float("inf")
+    h, w = size_hw
+    corners = np.float64([[[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]]])
+    a = cv2.perspectiveTransform(corners, np.asarray(H, np.float64))[0]
+    b = cv2.perspectiveTransform(corners, H_true)[0]
+    error = float(np.mean(np.linalg.norm(a - b, axis=-1)))
+    return error if np.isfinite(error) else float("inf")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Estimators
+# ----------------------------------------------------------------------------------------------------
+
+
+def _opencv(method: int) -> Callable[[Pair], np.ndarray | None]:
+    def estimate(pair: Pair):
+        H, _ = cv2.findHomography(pair.src, pair.dst, method, THRESHOLD, maxIters=MAX_ITERATIONS,
+                                  confidence=CONFIDENCE)
+        return H
+
+    return estimate
+
+
+def _ours_magsac(with_quality: bool) -> Callable[[Pair], np.ndarray | None]:
+    from artdup_jax.geometry.magsac import find_homography_magsac
+
+    def estimate(pair: Pair):
+        H, _ = find_homography_magsac(pair.src, pair.dst, quality=pair.quality if with_quality else None,
+                                      threshold=THRESHOLD, max_iterations=MAX_ITERATIONS, confidence=CONFIDENCE)
+        return H
+
+    return estimate
+
+
+def _ours_ransac(pair: Pair):
+    from artdup_jax.geometry.ransac import find_homography
+
+    H, _ = find_homography(pair.src, pair.dst, threshold=THRESHOLD, iterations=MAX_ITERATIONS,
+                           confidence=CONFIDENCE)
+    return H
+
+
+def estimators() -> dict[str, Callable[[Pair], np.ndarray | None]]:
+    return {
+        "magsac++ (ours, PROSAC)": _ours_magsac(True),
+        "magsac++ (ours, uniform)": _ours_magsac(False),
+        "cv2.USAC_MAGSAC": _opencv(cv2.USAC_MAGSAC),
+        "cv2.RANSAC": _opencv(cv2.RANSAC),
+        "ransac (ours)": _ours_ransac,
+    }
+
+
+# ----------------------------------------------------------------------------------------------------
+# Measurements
+# ----------------------------------------------------------------------------------------------------
+
+
+def _timed(estimate, pair: Pair, repeats: int):
+    """``(H, seconds)``: the best of ``repeats`` calls, after one untimed call (JAX compilation)."""
+    H = estimate(pair)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        H = estimate(pair)
+        best = min(best, time.perf_counter() - start)
+    return H, best
+
+
+def evaluate(pairs: list[Pair], named: dict, repeats: int) -> dict[str, dict]:
+    """Per estimator: corner errors and seconds per pair (estimators interleaved pair by pair)."""
+    out = {name: {"errors": [], "seconds": []} for name in named}
+    for pair in pairs:
+        for name, estimate in named.items():
+            H, seconds = (None, 0.0) if len(pair.src) < 4 else _timed(estimate, pair, repeats)
+            out[name]["errors"].append(corner_error(H, pair.H_true, pair.size_hw))
+            out[name]["seconds"].append(seconds)
+    return out
+
+
+def summarise(errors, seconds=None) -> dict:
+    errors = np.asarray(errors, np.float64)
+    row = {"pairs": int(errors.size), "solved": int(np.sum(errors < SOLVED_PX)),
+           "median_corner_error_px": float(np.median(errors))}
+    if seconds is not None:
+        row["median_ms_per_pair"] = 1e3 * float(np.median(seconds))
+        row["mean_ms_per_pair"] = 1e3 * float(np.mean(seconds))
+    return row
+
+
+def _capped(pair: Pair, max_matches: int) -> Pair:
+    """``pair`` with at most ``max_matches`` matches, the best ratios first (rows in decreasing quality)."""
+    order = np.argsort(-pair.quality, kind="stable")[:max_matches]
+    return dataclasses.replace(pair, src=pair.src[order], dst=pair.dst[order], quality=pair.quality[order])
+
+
+def _padded_batch(pairs: list[Pair], rows: int):
+    """src, dst ``(P, rows, 2)``, valid, quality ``(P, rows)`` of pairs holding at most ``rows`` matches."""
+    src = np.zeros((len(pairs), rows, 2), np.float32)
+    dst = np.zeros((len(pairs), rows, 2), np.float32)
+    quality = np.full((len(pairs), rows), -np.inf, np.float32)
+    valid = np.zeros((len(pairs), rows), bool)
+    for i, pair in enumerate(pairs):
+        n = len(pair.src)
+        src[i, :n], dst[i, :n], quality[i, :n], valid[i, :n] = pair.src, pair.dst, pair.quality, True
+    return src, dst, valid, quality
+
+
+def batched_vs_sequential(pairs: list[Pair], count: int, max_matches: int) -> dict:
+    """One :func:`magsac_homographies` call on ``count`` pairs vs ``count`` sequential cv2.USAC_MAGSAC calls.
+
+    The pairs cycle through ``pairs``, each capped at its ``max_matches`` best matches (a batch pads every
+    pair to the largest; a fixed budget keeps the padding small), and both estimators get the same matches.
+    """
+    import jax
+
+    from artdup_jax.geometry.magsac import magsac_homographies
+
+    distinct = [_capped(p, max_matches) for p in pairs if len(p.src) >= 4]
+    chosen = [distinct[i % len(distinct)] for i in range(count)]
+    src, dst, valid, quality = _padded_batch(chosen, max(len(p.src) for p in chosen))
+    seeds = np.arange(count, dtype=np.uint32)
+
+    def ours():
+        result = magsac_homographies(src, dst, valid, quality, threshold=THRESHOLD, max_iterations=MAX_ITERATIONS,
+                                     confidence=CONFIDENCE, seed=seeds)
+        return jax.device_get(result)
+
+    def opencv():
+        return [cv2.findHomography(p.src, p.dst, cv2.USAC_MAGSAC, THRESHOLD, maxIters=MAX_ITERATIONS,
+                                   confidence=CONFIDENCE)[0] for p in chosen]
+
+    start = time.perf_counter()
+    result = ours()
+    first_call = time.perf_counter() - start
+    ours_seconds, opencv_seconds = [], []
+    for _ in range(3):  # alternated, best of three each: the machine may be shared
+        start = time.perf_counter()
+        result = ours()
+        ours_seconds.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        opencv_H = opencv()
+        opencv_seconds.append(time.perf_counter() - start)
+    ours_errors = [corner_error(H if found else None, p.H_true, p.size_hw)
+                   for H, found, p in zip(result.H.astype(np.float64), result.found, chosen)]
+    opencv_errors = [corner_error(H, p.H_true, p.size_hw) for H, p in zip(opencv_H, chosen)]
+    return {
+        "pairs": count, "padded_rows": int(src.shape[1]), "distinct_pairs": len(distinct),
+        "max_matches": max_matches, "ours_seconds": min(ours_seconds), "ours_first_call_seconds": first_call,
+        "opencv_seconds": min(opencv_seconds), "speedup": min(opencv_seconds) / min(ours_seconds),
+        "max_iterations_drawn": int(np.max(result.iterations)),
+        "ours": summarise(ours_errors), "opencv": summarise(opencv_errors),
+    }
+
+
+# ----------------------------------------------------------------------------------------------------
+# Report
+# ----------------------------------------------------------------------------------------------------
+
+
+def markdown(per_set: dict[str, dict[str, dict]], batch: dict | None) -> str:
+    lines = []
+    for set_name, rows in per_set.items():
+        count = next(iter(rows.values()))["pairs"]
+        lines += [f"### {set_name} ({count} pairs)", "",
+                  "| estimator | solved (< 3 px) | median corner error (px) | median ms / pair | mean ms / pair |",
+                  "|---|---|---|---|---|"]
+        for name, row in rows.items():
+            lines.append(f"| {name} | {row['solved']} | {row['median_corner_error_px']:.3f} | "
+                         f"{row['median_ms_per_pair']:.2f} | {row['mean_ms_per_pair']:.2f} |")
+        lines.append("")
+    if batch is not None:
+        lines += [f"### {batch['pairs']} pairs in one batched call ({batch['distinct_pairs']} synthetic pairs' "
+                  f"matches reused, each capped at its {batch['max_matches']} best, padded to "
+                  f"{batch['padded_rows']} rows)", "",
+                  "| estimator | total s | solved | median corner error (px) |", "|---|---|---|---|",
+                  f"| magsac_homographies (one call) | {batch['ours_seconds']:.3f} | {batch['ours']['solved']} | "
+                  f"{batch['ours']['median_corner_error_px']:.3f} |",
+                  f"| cv2.USAC_MAGSAC ({batch['pairs']} sequential calls) | {batch['opencv_seconds']:.3f} | "
+                  f"{batch['opencv']['solved']} | {batch['opencv']['median_corner_error_px']:.3f} |", "",
+                  f"Speed-up: {batch['speedup']:.1f}x (first call, with compilation: "
+                  f"{batch['ours_first_call_seconds']:.1f} s; most hypotheses drawn for a pair: "
+                  f"{batch['max_iterations_drawn']}).", ""]
+    return "\n".join(lines)
+
+
+def _environment() -> dict:
+    import jax
+
+    return {"python": platform.python_version(), "jax": jax.__version__, "opencv": cv2.__version__,
+            "cpu_count": os.cpu_count(), "machine": platform.machine(),
+            "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--hpatches", type=Path, default=HPATCHES_DEFAULT, help="an HPatches sequence folder")
+    parser.add_argument("--per-photo", type=int, default=3, help="synthetic warps per scikit-image photo")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls per pair and estimator (best kept)")
+    parser.add_argument("--batch-pairs", type=int, default=1000)
+    parser.add_argument("--batch-max-matches", type=int, default=512, help="matches kept per pair in the batch")
+    parser.add_argument("--quick", action="store_true", help="2 photos, 1 warp each, 64 batched pairs")
+    parser.add_argument("--json", type=Path, help="write the numbers here")
+    args = parser.parse_args(argv)
+    photos = SKIMAGE_PHOTOS[:2] if args.quick else SKIMAGE_PHOTOS
+    per_photo = 1 if args.quick else args.per_photo
+    batch_pairs = 64 if args.quick else args.batch_pairs
+
+    sets = {"synthetic (scikit-image photos, known homographies)": synthetic_pairs(photos, per_photo)}
+    if args.hpatches.is_dir():
+        sets = {f"HPatches {args.hpatches.name} (1 onto 2..6)": hpatches_pairs(args.hpatches), **sets}
+    else:
+        print(f"HPatches folder {args.hpatches} not found: synthetic pairs only", file=sys.stderr)
+    named = estimators()
+    results = {name: evaluate(pairs, named, args.repeats) for name, pairs in sets.items()}
+    per_set = {name: {est: summarise(r["errors"], r["seconds"]) for est, r in rows.items()}
+               for name, rows in results.items()}
+    batch = (batched_vs_sequential(list(sets.values())[-1], batch_pairs, args.batch_max_matches)
+             if batch_pairs > 0 else None)
+    print(markdown(per_set, batch))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"settings": {"threshold_px": THRESHOLD, "max_iterations": MAX_ITERATIONS,
+                                "confidence": CONFIDENCE, "solved_px": SOLVED_PX, "ratio": RATIO,
+                                "repeats": args.repeats, "quick": args.quick,
+                                "batch_max_matches": args.batch_max_matches},
+                   "environment": _environment(), "summary": per_set, "batch": batch,
+                   "pairs": {name: {"names": [p.name for p in sets[name]], "matches": [len(p.src) for p in sets[name]],
+                                    **{est: r["errors"] for est, r in rows.items()}}
+                             for name, rows in results.items()}}
+        args.json.write_text(json.dumps(payload, indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
