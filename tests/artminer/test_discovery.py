@@ -25,6 +25,9 @@ from artdup_jax.artminer.discovery import (
     region_groups,
     score_pairs,
 )
+from artdup_jax.artminer.discovery import verification
+from artdup_jax.artminer.discovery.screening import (BOUND_MARGIN, bound_vectors, screen_reference, screen_target,
+                                                     screened_mutual_matches, screening_basis)
 from artdup_jax.geometry.matching import mutual_nearest_neighbours
 from baselines.torch import artminer_discovery as torch_discovery
 from artdup_jax.app.discover import planted_metrics
@@ -245,3 +248,92 @@ def test_region_groups_split_a_group_by_region_overlap():
     found = region_groups(Group([0, 1, 2, 3, 4], edges), iou=0.3, min_images=3)
     assert [g.images for g in found] == [[0, 1, 2], [2, 3, 4]]
     assert found[0].boxes[2] == left and found[1].boxes[2] == right
+
+
+def _screened_matches(reference, reference_valid, target, target_valid, basis):
+    return screened_mutual_matches(screen_reference(reference, reference_valid, basis),
+                                   screen_target(target, target_valid, basis))
+
+
+def _maps(case, rng):
+    """A reference ``(96, 64)`` and a target ``(200, 64)`` with padding on both sides. saliency: row norms spread
+    as saliency weights spread them; uniform: unit rows (the bound rules little out); degenerate: signed
+    features, zero rows and columns, repeated rows and columns (tied similarities)."""
+    reference = rng.gamma(1.0, size=(96, 64)).astype(np.float32)
+    target = np.concatenate([reference[5:45] + 0.2 * rng.random((40, 64)), rng.gamma(1.0, size=(160, 64))])
+    if case == "degenerate":
+        reference, target = reference - 0.8, target - 0.8
+    reference /= np.linalg.norm(reference, axis=1, keepdims=True)
+    target = (target / np.linalg.norm(target, axis=1, keepdims=True)).astype(np.float32)
+    if case != "uniform":
+        reference *= rng.gamma(0.5, size=(96, 1))
+    if case == "degenerate":
+        reference[[3, 7]] = 0
+        target[[10, 50]] = 0
+        reference[20] = reference[30]
+        target[60:64] = target[12]
+    reference_valid, target_valid = np.arange(96) < 90, np.arange(200) != 150
+    return reference.astype(np.float32), reference_valid, target, target_valid
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="bit equality of the two products is a CPU property")
+@pytest.mark.parametrize("case", ["saliency", "uniform", "degenerate"])
+def test_screened_mutual_matches_equal_dense_ones(case):
+    reference, reference_valid, target, target_valid = _maps(case, np.random.default_rng(3))
+    basis = screening_basis([(reference[None], reference_valid[None], [0]), (target[None], target_valid[None], [0])],
+                            dims=8)
+    dense = jax.jit(dense_mutual_matches)(reference, target, reference_valid, target_valid)
+    screened = jax.jit(_screened_matches)(reference, reference_valid, target, target_valid, basis)
+    assert int(np.sum(dense[0])) >= 3
+    for ours, theirs in zip(screened, dense):
+        np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
+
+
+def test_screening_bound_holds_above_every_similarity():
+    reference, _, target, _ = _maps("degenerate", np.random.default_rng(4))
+    basis = screening_basis([(reference[None], np.ones((1, 96), bool), [0])], dims=4)
+    target_bounds = np.asarray(bound_vectors(target, basis))
+    identity = np.asarray(bound_vectors(reference, basis, 0.0)) @ target_bounds.T
+    exact = reference.astype(np.float64) @ target.astype(np.float64).T
+    assert (identity >= exact - 1e-6).all()  # (Q a).(Q b) + |r_a| |r_b|: up to float32 rounding
+    with_margin = np.asarray(bound_vectors(reference, basis, BOUND_MARGIN)) @ target_bounds.T
+    product = np.asarray(jax.jit(lambda a, b: a @ b.T)(reference, target))  # the float32 similarity itself
+    nonzero = np.outer(np.abs(reference).sum(1) > 0, np.abs(target).sum(1) > 0)
+    assert (with_margin >= product).all() and (with_margin > product)[nonzero].all()
+
+
+@pytest.fixture(scope="module")
+def salient_bank(exact_copies, cache):
+    """The collection's bank with saliency weights (the release's discovery), where the screen does the work."""
+    config = DiscoveryConfig(**{**CONFIG.__dict__, "saliency": True})
+    bank, _ = extract_features(None, [str(exact_copies.folder / n) for n in exact_copies.images], config,
+                               cache=cache)
+    return bank, config
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="bit equality of the two products is a CPU property")
+def test_screened_scores_equal_dense_scores(salient_bank):
+    bank, config = salient_bank
+    pairs = directed(all_pairs(len(bank)))
+    shape = (len(pairs), bank.reference.shape[1], len(bank.targets))
+    screened, dense = ({"has": np.zeros(shape, bool), "index": np.zeros(shape, np.int32),
+                        "sims": np.zeros(shape, np.float32)} for _ in range(2))
+    verification._screened_matches(bank, pairs, screened)
+    verification._dense_matches(bank, pairs, dense, np.arange(len(pairs)), 8)
+    assert dense["has"].sum() >= 100
+    for key in dense:
+        np.testing.assert_array_equal(screened[key], dense[key])
+    ours, theirs = score_pairs(bank, pairs, config, screen=True), score_pairs(bank, pairs, config, screen=False)
+    np.testing.assert_array_equal(ours.scores, theirs.scores)
+    np.testing.assert_array_equal(ours.reference_boxes, theirs.reference_boxes)
+
+
+def test_a_bank_of_one_batch_scores_as_the_whole_collection(salient_bank, exact_copies, cache):
+    bank, config = salient_bank
+    batch = [1, 4, 6]  # a bank built from these images alone: its own padding and screening basis
+    small, _ = extract_features(None, [bank.paths[i] for i in batch], config, cache=cache)
+    pairs = directed(all_pairs(len(batch)))
+    alone = score_pairs(small, pairs, config, screen=True)
+    whole = score_pairs(bank, np.array(batch)[pairs], config, screen=True)
+    np.testing.assert_allclose(alone.scores, whole.scores, rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(alone.num_matches, whole.num_matches)

@@ -2,7 +2,7 @@
 
   bank, unreadable = extract_features(variables, paths, config)  # features once per image (FeatureCache)
   pairs = candidate_pairs(bank.descriptors, config.top_k)        # or all_pairs(len(bank))
-  scores = score_pairs(bank, directed(pairs), config)            # batched: vmap over pairs, no Python loop
+  scores = score_pairs(bank, directed(pairs), config)            # batched; only the pairs each phase needs
   result = discover(variables, paths, config)                    # all of it, plus groups and region groups
 
 Modules:
@@ -10,10 +10,11 @@ Modules:
   bank.py          ``FeatureBank`` and ``extract_features``: reference / target cells of every image, padded
   candidates.py    regional global descriptors and the candidate pairs they give (or every pair)
   matching.py      mutual nearest neighbours in a dense per-reference-cell layout, cell coordinates
+  screening.py     the same mutual nearest neighbours from the few similarity rows that can hold one (bounds)
   hough.py         Hough initialisation: the vote peak over cell shifts and the sampling set near it
   affine.py        affine RANSAC hypotheses (enumerated subsets or hashed draws), fits and errors
   postprocess.py   one match per cell and removal of small connected components, on the device
-  verification.py  the pair score: both phases per pair, jitted and vmapped over batches (``score_pairs``)
+  verification.py  the pair score (``score_pairs``): matching, Hough and RANSAC phases, each on the pairs needing it
   groups.py        symmetric scores, groups of images (union-find) and region groups
   pipeline.py      ``discover``: the whole collection, and its ``DiscoveryResult``
 """

@@ -4,8 +4,9 @@ Pair score of a reference I1 and a target I2, for every pair of a batch at once:
 
 1. The feature bank's prepared cells (``bank``): I1's ``N1 = R1 x C1`` cropped, normalised (and weighted) cells;
    I2's normalised cells at every scale.
-2. Per scale, mutual nearest neighbours (``matching``), kept in a dense ``(N1, S)`` layout: one mutual match at
-   most per reference cell and scale.
+2. Per scale, mutual nearest neighbours (``matching``; ``screening`` finds the same ones from the few rows of the
+   similarity matrix that can hold one), kept in a dense ``(N1, S)`` layout: one mutual match at most per
+   reference cell and scale.
 3. Hough initialisation (``hough``): the scale with the strictly highest smoothed vote peak wins; its matches
    within ``tau_c`` of the peak are the sampling set (all pooled matches with ``hough=False``).
 4. Affine RANSAC with ``tau = tau_c / reference_cells`` (normalised I1 units; ``affine`` draws and fits the
@@ -17,10 +18,10 @@ Pair score of a reference I1 and a target I2, for every pair of a batch at once:
    ``min_component`` cells on either side (at most ``min_component`` matches left: score 0).
 6. Score = sum of the surviving (unweighted) similarities / N1.
 
-Static shapes: reference cells are padded to the collection's largest ``R1 C1``, each scale's target cells to
-the largest ``R2 C2`` (both rounded up to multiples of 64), matches to ``(N1, S)``, hypotheses to ``iterations``;
+Static shapes: reference cells are padded to the bank's largest ``R1 C1``, each scale's target cells to the
+largest ``R2 C2`` (both rounded up to multiples of 64), matches to ``(N1, S)``, hypotheses to ``iterations``;
 masks say what is real, and padding never changes a result (tested). Hypotheses are scored in chunks
-(``hypothesis_chunk``).
+(``hypothesis_chunk``). Steps 3-6 run only for the pairs that can reach 4 sampling matches.
 
 Boxes are ``[x1, y1, x2, y2]`` pixels of the original image (x = column). The reference's matched cells map
 to the pixels they cover in the resized image (16 px a cell, margin included, as the release's mask), the
@@ -44,7 +45,7 @@ from artdup_jax.artminer.discovery.config import DiscoveryConfig
 from artdup_jax.artminer.discovery.hough import _hough_sampling_set
 from artdup_jax.artminer.discovery.matching import COORD_OFFSET, _reference_grid, dense_mutual_matches, first_argmax
 from artdup_jax.artminer.discovery.postprocess import _one_to_one, _remove_small_components
-from artdup_jax.artminer.discovery.screening import (EXTRA_ROWS, bound_vectors, largest_rows, screened_mutual_matches,
+from artdup_jax.artminer.discovery.screening import (screen_reference, screen_target, screened_mutual_matches,
                                                      screening_basis)
 from artdup_jax.artminer.resize_rule import STRIDE
 
@@ -53,8 +54,8 @@ MAX_VIRTUAL_CELLS = 1000  # a virtual target grid side at or above this gives sc
 # often a whole number that float32 (or float64) rounding would otherwise truncate to the integer below.
 VIRTUAL_NUDGE = 1e-3
 PAD_GRID = 8  # Hough grids are padded to multiples of this (fewer distinct shapes, fewer compilations)
-REFERENCES_PER_CALL = 8  # screened matching: references against one target per call (bounds its (R, N1, N2))
-DENSE_PAIRS_PER_CALL = 8  # dense matching: pairs per call (each holds its N1 x N2 similarities at every scale)
+REFERENCES_PER_CALL = 8  # screened matching: references against one target per call (one compiled shape)
+DENSE_MATCH_BYTES = 512 * 2**20  # dense matching: similarity matrices held at once (bounds the pairs per call)
 
 
 def _pair_matches(reference, reference_valid, reference_hw, targets, target_valid, target_hw, *, tolerance_cells,
@@ -208,19 +209,22 @@ def _dense_match_batch(reference, reference_valid, targets, target_valid):
     return jax.vmap(one)(reference, reference_valid, targets, target_valid)
 
 
-@functools.partial(jax.jit, static_argnames=("extra_rows",))
-def _screened_match_target(reference, reference_valid, reference_bounds, first_rows, targets, target_valid,
-                           target_bounds, *, extra_rows):
-    """Screened mutual matches of several references ``(R, N1, ...)`` against one target (every scale): ``(R, N1,
-    S)`` matched, target cell, similarity and ``(R,)`` exact (``screening.screened_mutual_matches``)."""
-    def one(reference, reference_valid, reference_bounds, first_rows):
-        found = [screened_mutual_matches(reference, reference_valid, reference_bounds, first_rows, t, v, b,
-                                         extra_rows=extra_rows)
-                 for t, v, b in zip(targets, target_valid, target_bounds)]
-        has, index, sims, exact = zip(*found)
-        return jnp.stack(has, 1), jnp.stack(index, 1), jnp.stack(sims, 1), jnp.all(jnp.stack(exact))
+@jax.jit
+def _screened_match_target(references, reference_valid, targets, target_valid, basis):
+    """Screened mutual matches of references ``(R, N1, D)`` against one target at every scale: ``(R, N1, S)``
+    matched, target cell, similarity (``screening.screened_mutual_matches``; equal to the dense ones).
 
-    return jax.vmap(one)(reference, reference_valid, reference_bounds, first_rows)
+    The target is prepared once; the references run one after another (``lax.map``), each for only as many
+    rows as its bounds ask for. A reference without valid cells (padding) costs one block of rows.
+    """
+    prepared = [screen_target(t, v, basis) for t, v in zip(targets, target_valid)]
+
+    def one(reference):
+        reference = screen_reference(*reference, basis)
+        found = [screened_mutual_matches(reference, target) for target in prepared]
+        return tuple(jnp.stack(x, 1) for x in zip(*found))
+
+    return lax.map(one, (references, reference_valid))
 
 
 @functools.partial(jax.jit, static_argnames=_MATCH_STATIC)
@@ -296,56 +300,46 @@ def _dense_matches(bank: FeatureBank, pairs: np.ndarray, matches: dict, rows: np
             matches[key][rows[index[:real]]] = np.asarray(value)[:real]
 
 
-def _screened_matches(bank: FeatureBank, pairs: np.ndarray, matches: dict, size: int, extra_rows: int) -> np.ndarray:
-    """Fills ``matches`` with the screened mutual matches of every pair, grouped by target (one copy of its maps
-    serves all its references, ``size`` references a call). Returns ``(P,)`` bool: exact (else: match densely)."""
-    basis = screening_basis([(bank.reference, bank.reference_valid)] + list(zip(bank.targets, bank.target_valid)))
-    references = np.unique(pairs[:, 0])
-    slot = np.zeros(len(bank.reference), np.int64)
-    slot[references] = np.arange(len(references))
-    reference_cells = np.asarray(bank.reference[references], np.float32)
-    reference_valid = np.asarray(bank.reference_valid[references])
-    reference_bounds = bound_vectors(reference_cells, basis, reference=True)
-    first_rows = largest_rows(reference_cells, reference_valid)
-    exact = np.zeros(len(pairs), bool)
+def _screened_matches(bank: FeatureBank, pairs: np.ndarray, matches: dict) -> None:
+    """Fills ``matches`` with the screened mutual matches of every pair: pairs grouped by target (its maps are
+    copied and prepared once for all its references), ``REFERENCES_PER_CALL`` references a call (fewer: padded
+    with references without valid cells)."""
+    basis = jnp.asarray(screening_basis([(bank.reference, bank.reference_valid, pairs[:, 0])]
+                                        + [(t, v, pairs[:, 1]) for t, v in zip(bank.targets, bank.target_valid)]))
     order = np.argsort(pairs[:, 1], kind="stable")
     targets = pairs[order, 1]
     starts = np.flatnonzero(np.r_[True, targets[1:] != targets[:-1]])
-    for begin, end in zip(starts, np.r_[starts[1:], len(order)]):
-        b = targets[begin]
-        cells = [np.asarray(t[b], np.float32) for t in bank.targets]
-        target = (tuple(jnp.asarray(c) for c in cells), tuple(jnp.asarray(v[b]) for v in bank.target_valid),
-                  tuple(jnp.asarray(bound_vectors(c, basis, reference=False)) for c in cells))
-        group = order[begin:end]
-        for index, real in _batches(len(group), size):
-            rows = group[index]
-            k = slot[pairs[rows, 0]]
-            found = _screened_match_target(reference_cells[k], reference_valid[k], reference_bounds[k], first_rows[k],
-                                           *target, extra_rows=extra_rows)
-            for key, value in zip(("has", "index", "sims"), found[:3]):
-                matches[key][rows[:real]] = np.asarray(value)[:real]
-            exact[rows[:real]] = np.asarray(found[3])[:real]
-    return exact
+    calls = [(targets[begin], order[start:min(start + REFERENCES_PER_CALL, end)])
+             for begin, end in zip(starts, np.r_[starts[1:], len(order)])
+             for start in range(begin, end, REFERENCES_PER_CALL)]
+    for b, rows in calls:
+        a = np.concatenate([pairs[rows, 0], np.repeat(pairs[rows[:1], 0], REFERENCES_PER_CALL - len(rows))])
+        valid = np.asarray(bank.reference_valid[a]) & (np.arange(REFERENCES_PER_CALL) < len(rows))[:, None]
+        found = _screened_match_target(jnp.asarray(bank.reference[a], jnp.float32), jnp.asarray(valid),
+                                       tuple(jnp.asarray(t[b], jnp.float32) for t in bank.targets),
+                                       tuple(jnp.asarray(v[b]) for v in bank.target_valid), basis)
+        for key, value in zip(("has", "index", "sims"), found):
+            matches[key][rows] = np.asarray(value)[:len(rows)]
 
 
 def score_pairs(bank: FeatureBank, pairs: np.ndarray, config: DiscoveryConfig = DiscoveryConfig(), *,
                 group: int = 64, screen: bool | None = None) -> PairScores:
-    """Scores directional ``(reference, target)`` pairs of ``bank``.
+    """Scores directional ``(reference, target)`` pairs of ``bank`` (which may hold only the images of the pairs).
 
-    Three jitted, vmapped phases, each over only the pairs that need it:
+    Three jitted phases, each over only the pairs that need it:
 
-    1. mutual matches of every pair at every scale: screened (``screening``: a few exact rows of each similarity
-       matrix, the others ruled out by a bound), pairs grouped by target, ``REFERENCES_PER_CALL`` at a time; the
-       pairs the screen cannot settle are matched densely, ``DENSE_PAIRS_PER_CALL`` at a time. Equal matches
-       either way; ``screen=False`` matches every pair densely (default: screen when the references are
-       saliency-weighted, where a few rows win every column);
-    2. the Hough sampling set of the pairs with at least 4 matches at some scale (with ``hough=False``: in all);
-       the others have fewer than 4 sampling matches;
+    1. mutual matches of every pair at every scale: screened (``screening``: the rows of each similarity matrix
+       that can hold a mutual match, the others ruled out by bounds; pairs grouped by target) or dense (pairs
+       vmapped in batches whose similarity matrices fit ``DENSE_MATCH_BYTES``). Both give the same matches.
+       ``screen`` defaults to screening saliency-weighted references (the release's discovery, where a few
+       rows win every column) on the CPU; elsewhere the dense product is as fast or faster;
+    2. Hough sampling sets, ``config.pairs_per_batch`` pairs a call, of the pairs with at least 4 matches at some
+       scale (with ``hough=False``: in all): the others cannot reach 4 sampling matches;
     3. RANSAC and post-processing of the pairs with at least 4 sampling matches (the others score 0, as in the
-       release), ``config.pairs_per_batch`` at a time.
+       release), ``config.pairs_per_batch`` a call.
 
-    Batches are padded with copies of their first pair, so that calls keep their shapes; ``group`` is unused
-    (kept for callers).
+    The last batch of a phase is padded with copies of its first pair, so every call has the same shape.
+    ``group`` is no longer used (kept for callers).
     """
     del group
     pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
@@ -363,11 +357,13 @@ def score_pairs(bank: FeatureBank, pairs: np.ndarray, config: DiscoveryConfig = 
                "index": np.zeros((len(pairs), num_cells, num_scales), np.int32),
                "sims": np.zeros((len(pairs), num_cells, num_scales), np.float32)}
     if screen is None:
-        screen = config.saliency
-    exact = np.zeros(len(pairs), bool)
+        screen = config.saliency and jax.default_backend() == "cpu"
     if screen and len(pairs):
-        exact = _screened_matches(bank, pairs, matches, REFERENCES_PER_CALL, EXTRA_ROWS)
-    _dense_matches(bank, pairs, matches, np.flatnonzero(~exact), DENSE_PAIRS_PER_CALL)
+        _screened_matches(bank, pairs, matches)
+    elif len(pairs):
+        similarities = 4 * num_cells * sum(t.shape[1] for t in bank.targets)  # bytes per pair
+        _dense_matches(bank, pairs, matches, np.arange(len(pairs)),
+                       max(1, min(size, DENSE_MATCH_BYTES // similarities)))
 
     counts = matches["has"].sum(1)  # (P, S)
     todo = np.flatnonzero((counts.max(1, initial=0) if config.hough else counts.sum(1)) >= 4)
@@ -387,7 +383,8 @@ def score_pairs(bank: FeatureBank, pairs: np.ndarray, config: DiscoveryConfig = 
     subsets, subset_count = (jnp.asarray(a) for a in subset_table(config.seed, config.iterations))
     for index, real in _batches(len(todo), size):
         rows = todo[index]
-        found = _ransac_batch(jnp.asarray(pairs[rows], jnp.int32), {k: jnp.asarray(v[index]) for k, v in sampled.items()},
+        found = _ransac_batch(jnp.asarray(pairs[rows], jnp.int32),
+                              {k: jnp.asarray(v[index]) for k, v in sampled.items()},
                               jnp.asarray(bank.reference_hw[pairs[rows, 0]]), jnp.uint32(config.seed), subsets,
                               subset_count, **ransac_static)
         for key, value in found.items():
