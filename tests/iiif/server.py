@@ -46,23 +46,23 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         owner: LoopbackServer = self.server.owner
         path = self.path.split("?")[0]
         fault = owner.record(path)
-        if fault is not None:
-            if fault.delay:
+        try:
+            if fault is not None and fault.delay:
                 time.sleep(min(fault.delay, MAX_DELAY))
+        finally:  # in flight: from the request's arrival until its answer starts (the client waits all along;
+            owner.leave()  # counting the write too would overlap the client's next request on a fast answer)
+        if fault is not None:
             failing = fault.fail_first is None or owner.hits(fault.prefix) <= fault.fail_first
             if failing and fault.status:
                 try:
                     self.send_error(fault.status)
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting
                     pass
-                owner.leave()
                 return
         try:
             super().do_GET()
         except (BrokenPipeError, ConnectionResetError):
             pass
-        finally:
-            owner.leave()
 
 
 class LoopbackServer:
