@@ -57,7 +57,7 @@ from artdup_jax.geometry.magsac_search import (
     search,
     search_batch,
 )
-from artdup_jax.geometry.ransac import MODELS
+from artdup_jax.geometry.ransac import MODELS, _as_points
 
 DEFAULT_CHUNK = 32  # hypotheses per loop step
 DEFAULT_MAX_THRESHOLD = 8.0  # px; k * sigma_max when sigma_max is not given (OpenCV USAC's homography default)
@@ -291,15 +291,6 @@ def _bucket_rows(n: int) -> int:
     while rows < n:
         rows = rows * 3 // 2 if rows & (rows - 1) == 0 else rows * 4 // 3
     return rows
-
-
-def _as_points(xy, name):
-    xy = np.asarray(xy, np.float32)
-    if xy.ndim == 3 and xy.shape[1] == 1:  # OpenCV's (N, 1, 2)
-        xy = xy[:, 0]
-    if xy.ndim != 2 or xy.shape[-1] != 2:
-        raise ValueError(f"{name} must be (N, 2), got {xy.shape}")
-    return xy
 
 
 def find_homography_magsac(src_xy, dst_xy, *, quality=None, threshold=3.0, sigma_max=None,
