@@ -11,35 +11,10 @@ Command line: ``python -m artdup_jax.convert FAMILY SRC.pth [SRC2.pth ...] OUT_D
 """
 
 from artdup_jax.artminer import weights as _artminer  # noqa: F401  (each import registers its families)
-from artdup_jax.checkpoints import (
-    FAMILIES,
-    CheckpointMismatchError,
-    Family,
-    build_model,
-    convert_state_dict,
-    expected_torch_shapes,
-    load_torch_checkpoint,
-    load_variables,
-    load_weights,
-    read_state_dict,
-    register,
-    save_variables,
-)
+from artdup_jax.checkpoints import *  # noqa: F401,F403  (the engine's public names, one list: its __all__)
+from artdup_jax import checkpoints as _checkpoints
 from artdup_jax.ransac_flow import weights as _ransac_flow  # noqa: F401
 from artdup_jax.segswap import weights as _segswap  # noqa: F401
 from artdup_jax.segswap.style import weights as _style  # noqa: F401
 
-__all__ = [
-    "FAMILIES",
-    "CheckpointMismatchError",
-    "Family",
-    "build_model",
-    "convert_state_dict",
-    "expected_torch_shapes",
-    "load_torch_checkpoint",
-    "load_variables",
-    "load_weights",
-    "read_state_dict",
-    "register",
-    "save_variables",
-]
+__all__ = list(_checkpoints.__all__)

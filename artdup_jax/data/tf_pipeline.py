@@ -39,6 +39,15 @@ def import_tensorflow(threads: int = 1):
     return tf
 
 
+def local_slice(global_batch: int, process_index: int, process_count: int) -> tuple[int, int]:
+    """``(local_batch, offset)``: this process's examples of step ``s`` are the global indices
+    ``s * global_batch + offset + [0, local_batch)`` (one contiguous slice per process)."""
+    if global_batch % process_count:
+        raise ValueError(f"global batch {global_batch} is not divisible by {process_count} processes")
+    local_batch = global_batch // process_count
+    return local_batch, process_index * local_batch
+
+
 def indexed_batches(
     make_example: Callable[[int], dict],
     signature: dict[str, tuple[tuple[int, ...], np.dtype]],
@@ -55,8 +64,7 @@ def indexed_batches(
     ``make_example(index) -> {name: array}`` is any deterministic NumPy/OpenCV function of the global
     example index; ``signature`` gives each output's shape and dtype.
     """
-    if global_batch % process_count:
-        raise ValueError(f"global batch {global_batch} is not divisible by {process_count} processes")
+    local_batch, offset = local_slice(global_batch, process_index, process_count)
     try:
         tf = import_tensorflow()
     except ImportError:
@@ -65,7 +73,6 @@ def indexed_batches(
         return thread_batches(make_example, signature, first_step=first_step, global_batch=global_batch,
                               process_index=process_index, process_count=process_count, threads=threads,
                               prefetch=prefetch)
-    local_batch = global_batch // process_count
     names = sorted(signature)
     dtypes = [tf.as_dtype(signature[n][1]) for n in names]
 
@@ -77,7 +84,6 @@ def indexed_batches(
         values = tf.numpy_function(numpy_example, [index], dtypes, stateful=False)
         return {n: tf.ensure_shape(v, signature[n][0]) for n, v in zip(names, values)}
 
-    offset = process_index * local_batch
     ds = tf.data.Dataset.range(first_step, _MAX_STEPS)
     ds = ds.map(lambda step: step * global_batch + offset + tf.range(local_batch, dtype=tf.int64)).unbatch()
     ds = ds.map(tf_example, num_parallel_calls=threads, deterministic=True)
@@ -102,8 +108,7 @@ def thread_batches(
 ) -> Iterator[dict]:
     """``indexed_batches`` without TensorFlow: the same batches, made by ``threads`` Python threads (NumPy and
     OpenCV release the GIL), ``prefetch`` steps ahead."""
-    local_batch = global_batch // process_count
-    offset = process_index * local_batch
+    local_batch, offset = local_slice(global_batch, process_index, process_count)
     pool = concurrent.futures.ThreadPoolExecutor(max(1, threads), thread_name_prefix="indexed_batches")
 
     def example(index: int) -> dict:
