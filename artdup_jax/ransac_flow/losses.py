@@ -105,9 +105,15 @@ def matchability_loss(cycle_matchability, margin):
 
 
 def flow_gradient(residual):
-    """‖Δ(p + (1, 1)) − Δ(p)‖₂, the diagonal difference of an upsampled residual (B, H, W, 2) → (B, H−1, W−1, 1)."""
+    """‖Δ(p + (1, 1)) − Δ(p)‖₂, the diagonal difference of an upsampled residual (B, H, W, 2) → (B, H−1, W−1, 1).
+
+    Where the difference is exactly zero (a constant flow, e.g. a zero-initialised flow head) the gradient is 0,
+    not the NaN of ``sqrt``'s infinite slope times zero, which would reach every parameter even with γ = 0.
+    """
     diff = residual[:, 1:, 1:] - residual[:, :-1, :-1]
-    return jnp.sqrt(jnp.sum(diff**2, axis=-1, keepdims=True))
+    squared = jnp.sum(diff**2, axis=-1, keepdims=True)
+    positive = squared > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, squared, 1.0)), 0.0)
 
 
 def gradient_loss(residual, cycle_matchability, margin):

@@ -49,3 +49,18 @@ def test_cycle_matchability_and_gradient_losses_match_torch():
 def test_margin_mask_covers_the_central_square():
     mask = np.asarray(losses.margin_mask(1, 224, 88))[0, :, :, 0]
     assert mask.sum() == 48 * 48 and mask[88, 88] == 1 and mask[87, 88] == 0 and mask[135, 135] == 1
+
+
+def test_gradient_loss_has_finite_gradients_at_a_constant_flow():
+    """A zero-initialised flow head gives a constant residual: sqrt's slope at 0 must not turn the gradient into
+    NaN (it used to, from the first step of stage-3 training, even with the gradient term's weight at 0)."""
+    import jax
+    import jax.numpy as jnp
+
+    residual = jnp.zeros((B, H, H, 2), jnp.float32)
+    matchability = jnp.full((B, H, H, 1), 0.5, jnp.float32)
+    margin = losses.margin_mask(B, H, 4)
+    grad = jax.grad(lambda r: 0.0 * losses.gradient_loss(r, matchability, margin))(residual)
+    assert np.all(np.isfinite(np.asarray(grad)))
+    grad = jax.grad(lambda r: losses.gradient_loss(r, matchability, margin))(residual.at[:, 5, 5, 0].set(0.1))
+    assert np.all(np.isfinite(np.asarray(grad))) and np.abs(np.asarray(grad)).max() > 0
