@@ -11,8 +11,9 @@ least ``min_group_images`` images are groups. Files with an image extension that
 and skipped; the rest continues.
 
 Writes ``out/discovery.json`` (settings, unreadable files, groups with every image's matched regions in original
-pixels, the pairs of each group, region groups, the highest-scoring pairs); ``reports.discovery_report`` makes
-its HTML page from the returned ``DiscoveryRun``.
+pixels, the pairs of each group, region groups, the highest-scoring pairs), ``out/pairs.csv`` (every scored
+pair) and ``out/groups.csv`` (``app.discovery_tables``); ``reports.discovery_report`` makes its HTML pages
+from the returned ``DiscoveryRun``.
 
 ``planted_metrics`` scores groups against known ones (synthetic collections): pair-level precision / recall of
 the thresholded pairs and co-membership precision / recall of the groups.
@@ -29,6 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
+from artdup_jax.app.discovery_tables import group_of_images, scored_pair_rows, write_tables
 from artdup_jax.artminer import FeatureCache, init_variables, load_weights
 from artdup_jax.artminer.discovery import DiscoveryConfig, discover
 from artdup_jax.data import outputs
@@ -68,6 +70,9 @@ def discover_folder(folder: str | os.PathLike, out: str | os.PathLike, config: D
     if iiif is not None:
         document["iiif"] = iiif
     outputs.save_json(os.fspath(Path(out) / "discovery.json"), document)
+    write_tables(out, document, scored_pair_rows(
+        result.pairs, result.directional, symmetric=config.symmetric, threshold=config.threshold,
+        names=document["images"], group_of=group_of_images(document)))
     return DiscoveryRun(os.fspath(folder), os.path.abspath(out), document, skipped, cache_dir,
                         feature_cache.maps_loaded, feature_cache.maps_computed)
 

@@ -55,9 +55,24 @@ def group_report(group: GroupAlignment, iiif: dict | None = None) -> Path:
                                         failures=failures))
 
 
-def discovery_report(run: DiscoveryRun, *, thumbnail_px: int = 280) -> Path:
+def _discovery_summary(document: dict) -> dict:
+    """The figures the index page of a discovery shows above its groups."""
+    groups = document.get("groups", [])
+    summary = {"images in groups": sum(len(g["images"]) for g in groups),
+               "largest group (images)": max((len(g["images"]) for g in groups), default=0),
+               "unreadable files": len(document.get("unreadable", [])),
+               "seconds": round(float(document["seconds"]), 1) if "seconds" in document else None}
+    index = document.get("index")
+    if index:
+        summary.update({"index": index["path"], "candidate pairs": index["candidate_pairs"],
+                        "pairs verified by this run": index["verified_now"]})
+    return {k: v for k, v in summary.items() if v is not None}
+
+
+def discovery_report(run: DiscoveryRun, *, thumbnail_px: int = 160, groups_per_page: int = 40) -> Path:
     """Groups with their regions, the unreadable files, the folder's entries that were not images at all and
-    the canvases of a IIIF input that could not be fetched (``thumbnail_px``: longer side of the images shown)."""
+    the canvases of a IIIF input that could not be fetched (``thumbnail_px``: longer side of the thumbnails).
+    More than ``groups_per_page`` groups: an index page and pages of groups (``artdup_jax.report.pages``)."""
     out, folder, skipped, document = run.out_dir, run.folder, run.skipped, run.document
     iiif = document.get("iiif")
     settings = document.get("settings", {})
@@ -70,10 +85,11 @@ def discovery_report(run: DiscoveryRun, *, thumbnail_px: int = 280) -> Path:
             report_dir, document, os.path.abspath(folder), method=f"ArtMiner discovery (weights: {method})",
             title=f"Groups of {_input_name(folder, iiif)}", note=note,
             scores=[p["score"] for p in document.get("top_pairs", [])],
-            threshold=settings.get("threshold"), score_label="pair score (top pairs)", thumbnail_px=thumbnail_px)
+            threshold=settings.get("threshold"), score_label="pair score (top pairs)", thumbnail_px=thumbnail_px,
+            metrics=_discovery_summary(document), groups_per_page=groups_per_page)
         failures = iiif_failures(iiif) + failures + [Failure(name, "list", reason) for name, reason in skipped]
         return report_dir.commit(Report(f"artdup discover: {_input_name(folder, iiif)}", sections=[section],
-                                        failures=failures))
+                                        failures=failures, settings=settings))
 
 
 def detection_report(run: DetectionRun, out: str, top: int) -> Path:

@@ -20,12 +20,12 @@ import tempfile
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from artdup_jax.data import outputs
 from artdup_jax.data.images import read_image
 from artdup_jax.report.document import GENERATOR, Report, as_json
-from artdup_jax.report.render import render
+from artdup_jax.report.render import render_pages
 
 
 def check_relative(relative: str) -> str:
@@ -105,10 +105,15 @@ class ReportDirectory:
         if max_side is None:
             shutil.copyfile(file, self.path(relative))
             return check_relative(relative)
+        thumbnail = _quick_thumbnail(file, max_side)
+        if thumbnail is not None:
+            thumbnail.save(self.path(relative), quality=85)
+            return check_relative(relative)
         return self.save_image(relative, read_image(file), max_side=max_side)
 
     def commit(self, report: Report) -> Path:
-        """Writes ``report.json`` and ``index.html``, then renames the folder to ``out_dir``; returns index.html.
+        """Writes ``report.json``, ``index.html`` and any further pages (a large discovery's pages of groups),
+        then renames the folder to ``out_dir``; returns index.html.
 
         Raises ValueError (and leaves ``out_dir`` alone) if the report names a file the folder does not hold.
         """
@@ -121,10 +126,31 @@ class ReportDirectory:
         created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         with open(self.root / "report.json", "w", encoding="utf-8") as f:
             json.dump(as_json(report, created), f, indent=2, default=_jsonable)
-        (self.root / "index.html").write_text(render(report, created), encoding="utf-8")
+        for name, text in render_pages(report, created).items():
+            (self.root / name).write_text(text, encoding="utf-8")
         self.moved_aside = _move_into_place(self.root, self.out_dir)
         self.committed = True
         return self.out_dir / "index.html"
+
+
+_QUICK_MODES = ("RGB", "RGBA", "L", "LA", "P", "CMYK", "YCbCr")
+
+
+def _quick_thumbnail(file, max_side: int) -> Image.Image | None:
+    """An 8-bit RGB thumbnail (EXIF orientation applied) decoded at reduced scale where the format allows
+    (JPEG: 1/2 to 1/8), far faster than ``read_image`` on large scans; None for files it does not handle
+    (16-bit or float pixels, unreadable files), which ``read_image`` then reads or reports."""
+    try:
+        with Image.open(file) as image:
+            if image.mode not in _QUICK_MODES:
+                return None
+            image.draft(image.mode, (max_side, max_side))  # the smallest decode still >= max_side a side
+            image = ImageOps.exif_transpose(image)
+            image = image.convert("RGB")
+            image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+            return image
+    except Exception:  # noqa: BLE001 - read_image gives the one-line reason
+        return None
 
 
 def _jsonable(value):

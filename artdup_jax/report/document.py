@@ -80,7 +80,8 @@ class DiscoveredGroup:
 
 @dataclasses.dataclass
 class DiscoverySection:
-    """Groups of images sharing a region, each image with its matched regions outlined."""
+    """Groups of images sharing a region, each image with its matched regions outlined; ``groups`` in display
+    order (``discovery_section``: largest first, then best pair score)."""
 
     title: str
     method: str  # which discovery produced it, shown prominently
@@ -90,6 +91,7 @@ class DiscoverySection:
     metrics: dict = dataclasses.field(default_factory=dict)
     plots: list[Figure] = dataclasses.field(default_factory=list)
     note: str = ""
+    groups_per_page: int = 40  # more groups (or thumbnails) than a page holds: one page each (report.pages)
     kind: str = "discovery"
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from artdup_jax.data.images import ImageReadError, read_image
-from artdup_jax.report import plots
+from artdup_jax.report import pages, plots
 from artdup_jax.report.directory import ReportDirectory
 from artdup_jax.report.document import (
     AlignmentSection,
@@ -190,11 +190,14 @@ def group_alignment_section(out: ReportDirectory, group_dir: str | os.PathLike, 
 def discovery_section(out: ReportDirectory, document: dict, folder: str | os.PathLike, *, method: str,
                       prefix: str = "discovery", thumbnail_px: int | None = 280, title: str = "Discovery",
                       note: str = "", scores: Sequence[float] | None = None, score_label: str = "pair score",
-                      threshold: float | None = None, metrics: dict | None = None
+                      threshold: float | None = None, metrics: dict | None = None, groups_per_page: int = 40
                       ) -> tuple[DiscoverySection, list[Failure]]:
-    """The discovered groups with their regions outlined, and the unreadable inputs.
+    """The discovered groups (largest first, then best pair score) with their regions outlined, and the
+    unreadable inputs.
 
-    ``thumbnail_px``: longer side of the thumbnails; None shows images already inside the report as they are.
+    ``thumbnail_px``: longer side of the thumbnails (JPEG files under ``prefix/thumbs``, written once per
+    image); None shows images already inside the report as they are.
+    ``groups_per_page``: more groups than that are shown on pages of their own (``report.pages``).
     ``scores``: every scored pair's score, for the histogram (``threshold`` drawn on it).
     """
     folder = Path(folder)
@@ -221,7 +224,8 @@ def discovery_section(out: ReportDirectory, document: dict, folder: str | os.Pat
         path = plots.histogram(out.path(f"{prefix}/plots/pair_scores.png"), scores, threshold=threshold,
                                title="Scores of the candidate pairs", xlabel=score_label, log=True)
         figures.append(Figure(out.relative(path), f"{score_label} of every candidate pair"))
-    section = DiscoverySection(title=title, method=method, groups=groups, num_images=int(document.get("num_images", 0)),
+    section = DiscoverySection(title=title, method=method, groups=pages.ordered(groups),
+                               num_images=int(document.get("num_images", 0)),
                                num_pairs_scored=int(document.get("num_pairs_scored", 0)), metrics=metrics or {},
-                               plots=figures, note=note)
+                               plots=figures, note=note, groups_per_page=groups_per_page)
     return section, failures

@@ -1,6 +1,7 @@
 """artdup_jax.app.discover end to end on a tiny synthetic collection with a broken file, its report, and the
 planted-group metrics."""
 
+import csv
 import json
 import re
 
@@ -66,3 +67,24 @@ def test_planted_metrics_by_hand():
     # Co-membership: found pairs (0,1), (2,3), (2,4), (3,4): true (0,1), (3,4) -> 2/4; recall 2/4.
     assert metrics["group_precision"] == 0.5 and metrics["group_recall"] == 0.5
     assert metrics["groups_exact"] == 0 and metrics["groups_found"] == 2
+
+
+def test_csv_files_hold_every_scored_pair_and_every_grouped_image(run):
+    _, out, discovery = run
+    document = discovery.document
+    with open(out / "pairs.csv", newline="") as f:
+        pairs = list(csv.DictReader(f))
+    with open(out / "groups.csv", newline="") as f:
+        images = list(csv.DictReader(f))
+    assert len(pairs) == document["num_pairs_scored"]
+    linked = {frozenset((p["image_a"], p["image_b"])): p for p in pairs if p["group"]}
+    expected = {frozenset((p["a"], p["b"])): (g["id"], p) for g in document["groups"] for p in g["pairs"]}
+    assert linked.keys() == expected.keys() and linked
+    for key, (gid, pair) in expected.items():
+        row = linked[key]
+        side = {row["image_a"]: "a_", row["image_b"]: "b_"}
+        assert int(row["group"]) == gid and float(row["score"]) == pytest.approx(pair["score"], abs=1e-5)
+        assert [float(row[side[pair["a"]] + c]) for c in ("x1", "y1", "x2", "y2")] == pair["box_a"]
+        assert [float(row[side[pair["b"]] + c]) for c in ("x1", "y1", "x2", "y2")] == pair["box_b"]
+    assert [(int(r["group"]), r["image"]) for r in images] == \
+        [(g["id"], i["file"]) for g in document["groups"] for i in g["images"]]
