@@ -7,7 +7,9 @@
   artdup detect IMAGE --index DIR --box X1 Y1 X2 Y2 (--checkpoint X.pth | --weights NAME | --random-weights)
 
 ``run(command, argv)`` parses and runs one of them; ``uses_index(command, argv)`` says whether a ``discover`` or
-``detect`` command line is the index form. Progress bars go to stderr; ``--quiet`` silences them.
+``detect`` command line is the index form. Progress bars go to stderr; ``--quiet`` silences them. ``build``,
+``add`` and ``discover --index`` also run as one process of a ``jax.distributed`` job (``--coordinator HOST:PORT
+--num-processes N --process-id I``, or the JAX_* variables; ``artdup_jax.index.processes``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,20 @@ def _weights_options(parser: argparse.ArgumentParser, required: bool = True) -> 
     weights.add_argument("--random-weights", action="store_true", help="random network (smoke tests only)")
 
 
+def _process_options(parser: argparse.ArgumentParser) -> None:
+    """One process of a ``jax.distributed`` job (default: the JAX_* variables; none: a job of one process)."""
+    group = parser.add_argument_group("many processes (every process runs the same command; see the README)")
+    group.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address (JAX_COORDINATOR_ADDRESS)")
+    group.add_argument("--num-processes", type=int, metavar="N", help="processes in the job (JAX_NUM_PROCESSES)")
+    group.add_argument("--process-id", type=int, metavar="I", help="this process, 0 .. N - 1 (JAX_PROCESS_ID)")
+
+
+def _start_processes(args) -> None:
+    from artdup_jax.index.processes import start
+
+    start(args.coordinator, args.num_processes, args.process_id)
+
+
 def index_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="artdup index", add_help=False)
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -55,6 +71,7 @@ def index_parser() -> argparse.ArgumentParser:
     build.add_argument("--images-per-shard", type=int, default=IMAGES_PER_SHARD,
                        help="images per committed shard (a killed build loses at most one shard)")
     build.add_argument("--quiet", action="store_true", help="no progress bars")
+    _process_options(build)
     add = actions.add_parser("add", help="store new images (folders or files) in an index")
     add.add_argument("index", metavar="DIR")
     add.add_argument("inputs", nargs="+", metavar="FOLDER_OR_FILE",
@@ -64,6 +81,7 @@ def index_parser() -> argparse.ArgumentParser:
     add.add_argument("--seed", type=int, default=_DISCOVERY.seed, help="seed of --random-weights")
     add.add_argument("--images-per-shard", type=int, default=IMAGES_PER_SHARD)
     add.add_argument("--quiet", action="store_true", help="no progress bars")
+    _process_options(add)
     info = actions.add_parser("info", help="what an index holds; changed or removed files")
     info.add_argument("index", metavar="DIR")
     return parser
@@ -83,9 +101,10 @@ def discover_index_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pairs-per-chunk", type=int, default=PAIRS_PER_CHUNK,
                         help="pairs verified per committed chunk (a killed run loses at most one chunk)")
     parser.add_argument("--seed", type=int, default=_DISCOVERY.seed)
-    parser.add_argument("--thumbnail-px", type=int, default=280, help="thumbnail side in the report")
+    parser.add_argument("--thumbnail-px", type=int, default=160, help="thumbnail side in the report")
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--no-report", action="store_true", help="skip OUT/report/index.html")
+    _process_options(parser)
     return parser
 
 
@@ -120,6 +139,7 @@ def run(command: str, argv: list[str]) -> int:
     """Parses ``argv`` for ``command`` ("index", or "discover" / "detect" with ``--index``) and runs it."""
     from artdup_jax.index.atomic import IndexBusyError
     from artdup_jax.index.manifest import IndexMismatchError, NotAnIndexError
+    from artdup_jax.index.processes import CommandMismatchError, ProcessFailedError
 
     parser = {"index": index_parser, "discover": discover_index_parser, "detect": detect_index_parser}[command]()
     args = parser.parse_args(argv)
@@ -127,12 +147,19 @@ def run(command: str, argv: list[str]) -> int:
         if command == "index":
             return {"build": _build, "add": _add, "info": _info}[args.action](args)
         return _discover(args) if command == "discover" else _detect(args)
-    except (IndexMismatchError, NotAnIndexError, IndexBusyError) as error:
+    except (IndexMismatchError, NotAnIndexError, IndexBusyError, CommandMismatchError, ProcessFailedError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 
 
 def _print_update(update, verb: str) -> None:
+    from artdup_jax.index.processes import ProcessGroup
+
+    group = ProcessGroup.current()
+    if not group.is_main:
+        print(f"process {group.index} of {group.count}: extracted {len(update.added)} image(s) in "
+              f"{update.seconds:.1f} s; process 0 committed them: {update.index}")
+        return
     for path, reason in update.unreadable:
         print(f"warning: skipped {reason}", file=sys.stderr)
     for path in update.changed:
@@ -148,6 +175,7 @@ def _print_update(update, verb: str) -> None:
 def _build(args) -> int:
     from artdup_jax.app.index import build_index
 
+    _start_processes(args)
     scales = tuple(args.scales)
     config = DiscoveryConfig(reference_cells=args.reference_cells, margin=args.margin, scales=scales,
                              descriptor_cells=args.descriptor_cells or min(scales), saliency=not args.no_saliency,
@@ -164,6 +192,7 @@ def _add(args) -> int:
 
     from artdup_jax.index.manifest import read_header
 
+    _start_processes(args)
     scales = tuple(read_header(args.index).settings["scales"])
     inputs = [_fetched(arg, args.index, scales, args) for arg in args.inputs]
     update = add_to_index(args.index, inputs, checkpoint=_checkpoint(args),
@@ -174,14 +203,24 @@ def _add(args) -> int:
 
 def _fetched(argument: str, index: str, scales: tuple[int, ...], args) -> str:
     """A folder or file as it is; a IIIF input fetched (at ArtMiner's largest scale) into a folder of the index
-    named after it; a canvas that fails is a one-line warning with its reason, the others are stored."""
+    named after it; a canvas that fails is a one-line warning with its reason, the others are stored. In a job of
+    many processes process 0 fetches; the others take the folder it fetched into."""
     import hashlib
     import os
 
     from artdup_jax.app.iiif_input import artminer_side, collection_folder
+    from artdup_jax.data.iiif.source import is_iiif_input
+    from artdup_jax.index.atomic import read_json, write_json
+    from artdup_jax.index.processes import ProcessGroup
 
+    if not is_iiif_input(argument):
+        return argument
     out = os.path.join(index, "inputs", hashlib.sha1(argument.encode()).hexdigest()[:12])
-    return collection_folder(argument, out, max_side=artminer_side(scales), settings=fetch_settings(args))[0]
+    fetched = os.path.join(out, "fetched.json")
+    return ProcessGroup.current().decided_by_main(
+        "fetching the IIIF input",
+        lambda: collection_folder(argument, out, max_side=artminer_side(scales), settings=fetch_settings(args))[0],
+        lambda folder: write_json(fetched, {"folder": folder}), lambda: read_json(fetched)["folder"])
 
 
 def _info(args) -> int:
@@ -210,6 +249,7 @@ def _discover(args) -> int:
     from artdup_jax.app.index import config_from_settings, discover_in_index
     from artdup_jax.index.manifest import read_header
 
+    _start_processes(args)
     settings = read_header(args.index).settings
     config = config_from_settings(settings, top_k=args.top_k, exhaustive=args.exhaustive, threshold=args.threshold,
                                   min_group_images=args.min_group_images, iterations=args.iterations,
@@ -217,6 +257,9 @@ def _discover(args) -> int:
                                   seed=args.seed)
     found = discover_in_index(args.index, config, out=args.out, pairs_per_chunk=args.pairs_per_chunk,
                               progress=not args.quiet)
+    if found is None:  # another process of the job writes the result
+        print(f"verified this process's share of the pairs; process 0 wrote {args.out}/discovery.json")
+        return 0
     document = found.run.document
     if not args.quiet:
         for path in found.changed:

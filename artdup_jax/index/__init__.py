@@ -9,6 +9,8 @@ Modules:
   ann.py         ``WindowIndex``: faiss over items' regional windows, exact (flat) or IVF
   neighbours.py  ``NeighbourGraph``: every item's nearest items and the candidate pairs, kept up to date
   pairs.py       ``PairLog``: verified pairs, an append-only log of atomically written chunks
+  staging.py     shards and pair chunks computed by any process, kept until they are committed in order
+  processes.py   ``ProcessGroup``: the processes of a ``jax.distributed`` job, step by step, errors shared
 
 The stored dtype, measured: ArtMiner discovery (random weights, reference 16 cells, scales 20/16/12, 1000
 hypotheses) over 24 images of 128 x 160 px (4 planted categories, style strength 0.3; 150 directional pairs,

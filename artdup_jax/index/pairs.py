@@ -33,11 +33,22 @@ class PairLog:
         names = sorted(n for n in os.listdir(self.folder) if _CHUNK.match(n))
         return [os.path.join(self.folder, n) for n in names]
 
-    def append(self, arrays: dict[str, np.ndarray]) -> str:
-        """Writes the next chunk (``arrays`` must hold ``pairs``); single writer (``atomic.writer_lock``)."""
+    def _next_path(self) -> str:
         existing = self.chunk_paths()
         number = int(_CHUNK.search(existing[-1]).group(1)) + 1 if existing else 0
-        return atomic.write_arrays(os.path.join(self.folder, f"chunk-{number:09d}.npz"), arrays)
+        return os.path.join(self.folder, f"chunk-{number:09d}.npz")
+
+    def append(self, arrays: dict[str, np.ndarray]) -> str:
+        """Writes the next chunk (``arrays`` must hold ``pairs``); single writer (``atomic.writer_lock``)."""
+        return atomic.write_arrays(self._next_path(), arrays)
+
+    def append_file(self, path: str | os.PathLike) -> str:
+        """Renames a complete chunk file (written atomically, on the log's file system) in as the next chunk."""
+        target = self._next_path()
+        os.makedirs(self.folder, exist_ok=True)
+        os.replace(path, target)
+        atomic.fsync_folder(self.folder)
+        return target
 
     def chunks(self):
         """Every chunk's arrays, in the order they were written."""

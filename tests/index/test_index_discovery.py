@@ -1,8 +1,10 @@
 """Discovery from an index: equal to ``discover_folder``, incremental, aware of changed and removed files."""
 
+import csv
 import dataclasses
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,6 +37,24 @@ def test_build_then_discover_gives_discover_folders_groups(index, reference_run)
     assert reference["groups"], "the collection must give at least one group"
     assert same_discovery(document, reference)
     assert document["num_pairs_scored"] == reference["num_pairs_scored"] == found.num_candidates
+
+
+def _csv_rows(path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_the_csv_files_equal_discover_folders(index, reference_run, tmp_path):
+    found = discover_in_index(index, CONFIG, out=tmp_path / "out", progress=False)
+    reference = Path(reference_run.out_dir)
+    assert _csv_rows(tmp_path / "out" / "groups.csv") == _csv_rows(reference / "groups.csv")
+    pairs = {(r["image_a"], r["image_b"]): r for r in _csv_rows(tmp_path / "out" / "pairs.csv")}
+    expected = {(r["image_a"], r["image_b"]): r for r in _csv_rows(reference / "pairs.csv")}
+    assert pairs.keys() == expected.keys() and len(pairs) == found.run.document["num_pairs_scored"]
+    for key, row in pairs.items():  # the index stores maps in 16-bit fixed point: scores within 1e-5
+        assert abs(float(row["score"]) - float(expected[key]["score"])) <= 2e-5
+        assert {k: v for k, v in row.items() if k != "score"} == {k: v for k, v in expected[key].items()
+                                                                  if k != "score"}
 
 
 def test_a_rerun_verifies_nothing_again(index, reference_run):

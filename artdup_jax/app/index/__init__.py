@@ -15,17 +15,23 @@ The index folder (``artdup_jax.index`` holds the storage; this module says what 
                    features from it), the pooled regional descriptor (float32) and the file's record
     ann/           the IVF index, the mean descriptor and every image's nearest images (large collections)
     pairs/<key>/   verified pairs for one set of scoring settings (``SCORE_FIELDS``): scores and boxes
+    staging/       chunks extracted but not yet committed (``index.staging``; gone after a complete build)
 
 Image ids are given in the order images are stored: a build of a folder gives its readable images, sorted,
 the ids 0, 1, ..., as ``discover_folder`` numbers them, so both verify every pair with the same RANSAC draws.
+Many processes (``jax.distributed``, ``index.processes``): each extracts, or verifies, its contiguous block of
+chunks and stages it; process 0 alone holds the writer lock and commits every chunk in order, so the index and
+the groups are the ones one process gives.
 Memory: a build holds one shard's maps; discovery holds one batch of pairs' maps (``store.PaddedCells`` reads
 them from the memory-mapped shards), the descriptors and the verified edges, never the whole collection.
 
 Modules:
-  settings  the fields the stored maps and the pair scores depend on; weights; pooled descriptors
-  build     build_index, add_to_index, index_info
-  discover  discover_in_index (and the memory-mapped ``stored_bank``)
-  detect    detect_in_index (``IndexedMaps`` serves the stored maps to ``artminer.detect``)
+  settings    the fields the stored maps and the pair scores depend on; weights; pooled descriptors
+  build       build_index, add_to_index, index_info
+  update      what a build or an add stores, chunk by chunk, by one process or by many
+  candidates  the pairs a discovery verifies, and their verification by one process or by many
+  discover    discover_in_index (and the memory-mapped ``stored_bank``)
+  detect      detect_in_index (``IndexedMaps`` serves the stored maps to ``artminer.detect``)
 """
 
 from artdup_jax.app.index.build import IndexInfo, IndexUpdate, add_to_index, build_index, index_info

@@ -4,70 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
 from typing import Sequence
 
-import numpy as np
-
-from artdup_jax.app.index.settings import (
-    DESCRIPTOR,
-    IMAGES_PER_SHARD,
-    NORM_FIELD,
-    config_from_settings,
-    feature_settings,
-    fingerprint,
-    pooled_windows,
-    weights_for,
-)
-from artdup_jax.artminer import FeatureCache
-from artdup_jax.artminer.discovery import DiscoveryConfig, extract_features
+from artdup_jax.app.index.settings import IMAGES_PER_SHARD, config_from_settings, fingerprint, weights_for
+from artdup_jax.app.index.update import IndexUpdate, store_images
+from artdup_jax.artminer.discovery import DiscoveryConfig
 from artdup_jax.data.folders import image_files
-from artdup_jax.data.progress import bar
 from artdup_jax.index import atomic, manifest
 from artdup_jax.index.pairs import PairLog
-from artdup_jax.index.store import MapStore, write_shard
-
-@dataclasses.dataclass
-class IndexUpdate:
-    """What a build or an add did."""
-
-    index: str
-    added: list[str]  # images stored by this call
-    changed: list[str]  # images whose file changed since they were stored (stored again)
-    removed: list[str]  # images whose file is gone (no longer in the index)
-    unreadable: list[tuple[str, str]]  # (path, reason)
-    skipped: list[tuple[str, str]]  # folder entries that are not image files
-    num_images: int  # live images in the index now
-    seconds: float
-    bytes_on_disk: int  # the shards
-
-
-def _extract_shard(variables: dict, paths: Sequence[str], config: DiscoveryConfig):
-    """Features of one shard: ``(records, maps, norms, pooled descriptors, unreadable)``."""
-    cache = FeatureCache(variables, resample=config.resample, max_batch=config.max_batch)
-    records, missing = {}, []
-    for path in paths:  # hashed before reading: an edit made during the build is seen by the next one
-        try:
-            records[path] = manifest.file_record(path)
-        except OSError as error:
-            missing.append((path, f"{path}: {error.strerror or error}"))
-    bank, unreadable = extract_features(variables, list(records), config, cache=cache)
-    depth = bank.reference.shape[-1]
-    items, maps, norms, pooled = [], [], [], []
-    for i, path in enumerate(bank.paths):
-        rows, cols = bank.reference_hw[i]
-        item_maps = [bank.reference[i, :rows * cols].reshape(rows, cols, depth)]
-        item_norms = [np.ones((rows, cols), np.float32)]  # unused: the reference is stored prepared
-        for s, scale in enumerate(config.scales):
-            rows, cols = bank.target_hw[i, s]
-            item_maps.append(bank.targets[s][i, :rows * cols].reshape(rows, cols, depth))
-            raw = np.asarray(cache.get(path, scale, config.target_min_cells), np.float32)
-            item_norms.append(np.sqrt(np.sum(np.square(raw), axis=-1)))
-        items.append({**records[path], "height": int(bank.image_hw[i, 0]), "width": int(bank.image_hw[i, 1])})
-        maps.append(item_maps)
-        norms.append(item_norms)
-        pooled.append(pooled_windows(cache.get(path, config.descriptor_cells, config.target_min_cells)))
-    return items, maps, norms, pooled, missing + unreadable
+from artdup_jax.index.store import MapStore
 
 
 def _inputs(inputs: Sequence[str | os.PathLike]) -> tuple[list[str], list[tuple[str, str]]]:
@@ -83,48 +28,6 @@ def _inputs(inputs: Sequence[str | os.PathLike]) -> tuple[list[str], list[tuple[
     return list(dict.fromkeys(os.path.abspath(p) for p in paths)), skipped
 
 
-def _update(index_dir: str, paths: list[str], skipped, variables: dict, label: str, config: DiscoveryConfig, *,
-            images_per_shard: int, progress: bool) -> IndexUpdate:
-    start = time.perf_counter()
-    index_dir = os.path.abspath(os.fspath(index_dir))
-    with atomic.writer_lock(index_dir):
-        atomic.remove_leftovers(os.path.join(index_dir, "shards"))
-        manifest.create_or_check(index_dir, fingerprint(variables), label, feature_settings(config))
-        store = MapStore(index_dir)
-        state = manifest.State.load(index_dir)
-        live = manifest.live_ids(store.records, state.removed)
-        changed_ids, removed_ids = manifest.file_changes(store.records, live)
-        if removed_ids:
-            state.removed |= set(removed_ids)
-            state.save(index_dir)
-        changed = [store.records[i]["path"] for i in changed_ids]
-        todo = list(dict.fromkeys([p for p in paths if p not in live] + changed))
-        added, unreadable = [], []
-        next_id = store.next_id
-        with bar(len(todo), "features", enabled=progress, unit="img") as progress_bar:
-            for begin in range(0, len(todo), images_per_shard):
-                chunk = todo[begin:begin + images_per_shard]
-                items, maps, norms, pooled, failed = _extract_shard(variables, chunk, config)
-                if items:
-                    write_shard(index_dir, next_id, items, maps, cell_fields={NORM_FIELD: norms},
-                                arrays={DESCRIPTOR: np.stack(pooled).astype(np.float32)})
-                    next_id += len(items)
-                # After the shard is committed: the replaced ids and the unreadable files (a kill in between is
-                # harmless: the newest id of a path is the live one).
-                stored = {item["path"] for item in items}
-                state.removed |= {live[p] for p in chunk if p in live}
-                state.unreadable = {p: r for p, r in state.unreadable.items() if p not in stored}
-                state.unreadable.update(dict(failed))
-                state.save(index_dir)
-                added += [item["path"] for item in items]
-                unreadable += failed
-                progress_bar.update(len(chunk))
-        store = MapStore(index_dir)
-        num_live = len(manifest.live_ids(store.records, state.removed))
-        return IndexUpdate(index_dir, added, changed, [store.records[i]["path"] for i in removed_ids], unreadable,
-                           skipped, num_live, time.perf_counter() - start, store.nbytes())
-
-
 def build_index(folder: str | os.PathLike, index_dir: str | os.PathLike,
                 config: DiscoveryConfig = DiscoveryConfig(), *, checkpoint: str | None = None,
                 images_per_shard: int = IMAGES_PER_SHARD, progress: bool = True) -> IndexUpdate:
@@ -136,7 +39,7 @@ def build_index(folder: str | os.PathLike, index_dir: str | os.PathLike,
     """
     variables, label = weights_for(checkpoint, config.seed)
     paths, skipped = _inputs([folder])
-    return _update(os.fspath(index_dir), paths, skipped, variables, label, config,
+    return store_images(os.fspath(index_dir), paths, skipped, variables, label, config,
                    images_per_shard=images_per_shard, progress=progress)
 
 
@@ -150,7 +53,7 @@ def add_to_index(index_dir: str | os.PathLike, inputs: Sequence[str | os.PathLik
     header.check(os.fspath(index_dir), fingerprint(variables), weights_label=label)
     config = config_from_settings(header.settings, seed=seed)
     paths, skipped = _inputs(inputs)
-    return _update(os.fspath(index_dir), paths, skipped, variables, label, config,
+    return store_images(os.fspath(index_dir), paths, skipped, variables, label, config,
                    images_per_shard=images_per_shard, progress=progress)
 
 

@@ -9,11 +9,11 @@ import time
 import numpy as np
 
 from artdup_jax.app.discover import DiscoveryRun, result_json
+from artdup_jax.app.discovery_tables import group_of_images, scored_pair_rows, write_tables
+from artdup_jax.app.index.candidates import shared_candidates, verify_pending
 from artdup_jax.app.index.settings import (
-    DESCRIPTOR,
     DIRECTIONAL_FIELDS,
     PAIRS_PER_CHUNK,
-    SCORE_FIELDS,
     TOP_PAIRS,
     config_from_settings,
     feature_settings,
@@ -25,19 +25,17 @@ from artdup_jax.artminer.discovery import (
     DiscoveryResult,
     FeatureBank,
     PairScores,
-    all_pairs,
     directed,
     group_pairs,
     score_pairs,
     symmetric_scores,
 )
-from artdup_jax.artminer.model import EPS
 from artdup_jax.data import outputs
 from artdup_jax.data.progress import bar
 from artdup_jax.index import atomic, manifest
 from artdup_jax.index.ann import EXACT_LIMIT
-from artdup_jax.index.neighbours import NeighbourGraph
 from artdup_jax.index.pairs import PairLog, pair_keys
+from artdup_jax.index.processes import ProcessGroup
 from artdup_jax.index.store import MapStore, PaddedCells, PaddedValid
 
 def stored_bank(store: MapStore, config: DiscoveryConfig, live: np.ndarray) -> FeatureBank:
@@ -125,9 +123,20 @@ def _edges_and_top(log: PairLog, candidates: np.ndarray, config: DiscoveryConfig
     return pairs, (forward, backward), total
 
 
+def _logged_pair_rows(log: PairLog, candidates: np.ndarray, config: DiscoveryConfig, names: dict[int, str],
+                      group_of: dict[str, int]):
+    """``pairs.csv`` rows of the logged pairs that are current candidates (sorted keys), one chunk at a time."""
+    for chunk in log.chunks():
+        directional = PairScores(chunk["rows"], chunk["scores"], chunk["num_matches"], chunk["reference_boxes"],
+                                 chunk["target_boxes"])
+        yield from scored_pair_rows(chunk["pairs"], directional, symmetric=config.symmetric,
+                                    threshold=config.threshold, names=names, group_of=group_of,
+                                    keep=np.isin(pair_keys(chunk["pairs"]), candidates))
+
+
 def discover_in_index(index_dir: str | os.PathLike, config: DiscoveryConfig | None = None, *,
                       out: str | os.PathLike | None = None, pairs_per_chunk: int = PAIRS_PER_CHUNK,
-                      exact_limit: int = EXACT_LIMIT, progress: bool = True) -> IndexDiscovery:
+                      exact_limit: int = EXACT_LIMIT, progress: bool = True) -> IndexDiscovery | None:
     """Discovery over the images of an index.
 
     Candidate pairs come from the nearest-neighbour lists (``index.neighbours``); those never verified with
@@ -135,43 +144,46 @@ def discover_in_index(index_dir: str | os.PathLike, config: DiscoveryConfig | No
     pairs per committed chunk) and logged; groups are formed over every candidate pair, with the scores of
     this run and of earlier ones. A logged pair that is no longer a candidate (new images came closer) stays in
     the log, reused if it comes back, but does not count: an index gives the groups a fresh build of the same
-    images would give, whatever its history. ``config``:
+    images would give, whatever its history. With ``out``, ``pairs.csv`` (every current candidate's logged
+    scores, read from the log a chunk at a time) and ``groups.csv`` too. ``config``:
     None takes the index's feature settings and the defaults for the rest; a config whose feature settings
     differ from the index's is an ``IndexMismatchError``. With ``out``: ``out/discovery.json``, the document of
-    ``discover_folder``.
+    ``discover_folder``. In a job of many processes (``index.processes``) each verifies its block of the pending
+    pairs (``candidates.verify_pending``); process 0 groups and writes the result one process would, and
+    returns it; the others return None.
     """
+    group = ProcessGroup.current()
+    return group.together("the discovery", lambda: _discover(
+        group, index_dir, config, out=out, pairs_per_chunk=pairs_per_chunk, exact_limit=exact_limit,
+        progress=progress))
+
+
+def _discover(group: ProcessGroup, index_dir: str | os.PathLike, config: DiscoveryConfig | None, *,
+              out: str | os.PathLike | None, pairs_per_chunk: int, exact_limit: int,
+              progress: bool) -> IndexDiscovery | None:
     start = time.perf_counter()
     index_dir = os.path.abspath(os.fspath(index_dir))
     header = manifest.read_header(index_dir)
     if config is None:
         config = config_from_settings(header.settings)
     header.check(index_dir, settings=feature_settings(config))
-    with atomic.writer_lock(index_dir):
+    group.same_everywhere("discovery settings", {**dataclasses.asdict(config), "pairs_per_chunk": pairs_per_chunk,
+                                                 "exact_limit": exact_limit})
+    with group.main_holds(atomic.writer_lock(index_dir)):
         store = MapStore(index_dir)
-        state = manifest.State.load(index_dir)
-        live_paths = manifest.live_ids(store.records, state.removed)
-        changed, removed = manifest.file_changes(store.records, live_paths)
-        live = np.array(sorted(set(live_paths.values()) - set(removed)), np.int64)
+        log = PairLog(os.path.join(index_dir, "pairs", score_key(config)))
+        found = shared_candidates(group, index_dir, store, log, config, exact_limit=exact_limit, progress=progress)
+        bank = stored_bank(store, config, found.live) if len(found.pending) else None
 
-        graph = NeighbourGraph(os.path.join(index_dir, "ann"), store, array=DESCRIPTOR, eps=EPS,
-                               exact_limit=exact_limit, progress=progress)
-        candidates = live[all_pairs(len(live))] if config.exhaustive else graph.candidate_pairs(live, config.top_k)
-        log_dir = os.path.join(index_dir, "pairs", score_key(config))
-        if not os.path.exists(os.path.join(log_dir, "settings.json")):
-            atomic.write_json(os.path.join(log_dir, "settings.json"), {f: getattr(config, f) for f in SCORE_FIELDS})
-        atomic.remove_leftovers(log_dir)
-        log = PairLog(log_dir)
-        pending = candidates[~np.isin(pair_keys(candidates), log.keys())]
-        if len(pending):
-            bank = stored_bank(store, config, live)
-            with bar(len(pending), "verification", enabled=progress, unit="pair") as progress_bar:
-                for begin in range(0, len(pending), pairs_per_chunk):
-                    chunk = pending[begin:begin + pairs_per_chunk]
-                    scored = score_pairs(_only(bank, np.unique(chunk)), directed(chunk, config.symmetric), config)
-                    log.append({"pairs": chunk, "rows": scored.pairs, "scores": scored.scores,
-                                "num_matches": scored.num_matches, "reference_boxes": scored.reference_boxes,
-                                "target_boxes": scored.target_boxes})
-                    progress_bar.update(len(chunk))
+        def score(chunk: np.ndarray) -> dict[str, np.ndarray]:
+            scored = score_pairs(_only(bank, np.unique(chunk)), directed(chunk, config.symmetric), config)
+            return {"rows": scored.pairs, "scores": scored.scores, "num_matches": scored.num_matches,
+                    "reference_boxes": scored.reference_boxes, "target_boxes": scored.target_boxes}
+
+        if not verify_pending(group, log, found.pending, score, pairs_per_chunk=pairs_per_chunk, progress=progress):
+            return None  # process 0 appends this process's chunks, groups and writes the result
+        state, changed, removed = found.state, found.changed, found.removed
+        live, candidates, pending = found.live, found.candidates, found.pending
 
     with bar(len(log.chunk_paths()), "grouping", enabled=progress, unit="chunk") as progress_bar:
         pairs, directional, num_stored = _edges_and_top(log, np.unique(pair_keys(candidates)), config, TOP_PAIRS,
@@ -208,7 +220,10 @@ def discover_in_index(index_dir: str | os.PathLike, config: DiscoveryConfig | No
     out_dir = os.path.abspath(os.fspath(out)) if out is not None else index_dir
     if out is not None:
         outputs.save_json(os.path.join(out_dir, "discovery.json"), document)
+        names = dict(zip(live.tolist(), document["images"]))
+        write_tables(out_dir, document, _logged_pair_rows(log, np.unique(pair_keys(candidates)), config, names,
+                                                          group_of_images(document)))
     run = DiscoveryRun(folder, out_dir, document, [], index_dir, 0, 0)
     return IndexDiscovery(run, len(candidates), len(pending), num_stored,
                           [store.records[i]["path"] for i in changed], [store.records[i]["path"] for i in removed],
-                          graph.searched)
+                          found.searched)
