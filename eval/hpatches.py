@@ -1,6 +1,7 @@
 """HPatches dense-alignment evaluation.
 
   python -m eval.hpatches [--data DIR] [--csv-dir DIR] [--sequences v_churchill ...] [--method sift-ransac]
+                          [--robust-estimators [--synthetic-warps K]]
                           [--levels 2 3 4 5 6] [--max-side N] [--out DIR]
 
 Pairs are image 1 (source) -> image k (target), viewpoint levels I..V = k = 2..6. For every pair and every
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import math
 import sys
@@ -46,6 +48,7 @@ from artdup_jax.data.images import ImageDownscaledWarning, read_image
 from artdup_jax.geometry.sampling import numpy_identity_grid
 from artdup_jax.geometry.sift import ratio_matches, sift_features
 from artdup_jax.ransac_flow import metrics
+from eval import robust_estimators
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "hpatches"
@@ -111,18 +114,21 @@ def dense_method(predict: Callable[[np.ndarray, np.ndarray], np.ndarray], name: 
 # SIFT + RANSAC baselines
 
 
-def sift_matches(source, target, *, ratio: float = 0.8, max_features: int = 0):
+def sift_matches(source, target, *, ratio: float = 0.8, max_features: int = 0, with_quality: bool = False):
     """SIFT keypoints + Lowe's ratio test (brute-force L2, 2-NN), source -> target.
 
-    Returns ``(source_xy, target_xy)`` ``(M, 2)`` float32 pixel coordinates, x first.
+    Returns ``(source_xy, target_xy)`` ``(M, 2)`` float32 pixel coordinates, x first; with ``with_quality``
+    also the ``(M,)`` float32 match quality ``-ratio`` (higher is better).
     """
     source_sift = sift_features(source, max_features=max_features)
     target_sift = sift_features(target, max_features=max_features)
     if (source_sift.descriptors is None or target_sift.descriptors is None or len(source_sift) < 2
             or len(target_sift) < 2):
-        return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
-    matches = ratio_matches(source_sift.descriptors, target_sift.descriptors, ratio)
-    return source_sift.xy[matches[:, 0]], target_sift.xy[matches[:, 1]]
+        empty = (np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32))
+        return (*empty, np.zeros((0,), np.float32)) if with_quality else empty
+    matches, ratios = ratio_matches(source_sift.descriptors, target_sift.descriptors, ratio, return_ratios=True)
+    xy = (source_sift.xy[matches[:, 0]], target_sift.xy[matches[:, 1]])
+    return (*xy, -ratios) if with_quality else xy
 
 
 @register_method("sift-ransac")
@@ -382,6 +388,8 @@ def markdown_report(results: dict) -> str:
               "pixels, averaged over pairs. Corner error: mean distance "
               "between image 1's corners mapped by the estimated and the true homography. Time: the estimator "
               "only (ours excludes JIT compilation)."]
+    if "robust_estimators" in results:
+        lines += [""] + robust_estimators.markdown(results["robust_estimators"], results["settings"])
     return "\n".join(lines) + "\n"
 
 
@@ -414,6 +422,43 @@ def _read(path, max_side):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ImageDownscaledWarning)
         return read_image(path, max_side=max_side)
+
+
+def robust_estimator_sets(pairs: list[hpatches.HPatchesPair], args) -> dict[str, list]:
+    """The match sets of the estimator comparison: the HPatches pairs (images read as the protocol reads them)
+    and ``--synthetic-warps`` warped copies of each bundled photograph."""
+    from artdup_jax.data.warped_photos import warped_photo_pairs
+
+    def matched(name, source, target, corner_error):
+        src, dst, quality = sift_matches(source, target, ratio=args.ratio, max_features=args.sift_features,
+                                         with_quality=True)
+        return robust_estimators.MatchSet(name, src, dst, quality, corner_error)
+
+    def hpatches_error(pair, source_hw, target_hw):
+        return lambda H: metrics.corner_error(rescale_homography(H, source_hw, target_hw, pair.source_size_hw,
+                                                                 pair.target_size_hw),
+                                              pair.homography, pair.source_size_hw)
+
+    real = []
+    for pair in pairs:
+        source, target = _read(pair.source_path, args.max_side), _read(pair.target_path, args.max_side)
+        real.append(matched(pair.name, source, target, hpatches_error(pair, source.shape[:2], target.shape[:2])))
+    synthetic = []
+    for pair in warped_photo_pairs(per_photo=args.synthetic_warps, seed=args.seed):
+        rgb = [np.repeat(im[..., None], 3, -1).astype(np.float32) / 255.0 for im in (pair.source, pair.target)]
+        synthetic.append(matched(pair.name, *rgb, functools.partial(metrics.corner_error, H_expected=pair.homography,
+                                                                     size_hw=pair.source.shape)))
+    sets = {f"HPatches {', '.join(sorted({p.sequence for p in pairs}))}": real}
+    if synthetic:
+        sets["synthetic: scikit-image photographs, known homographies"] = synthetic
+    return sets
+
+
+def compare_robust_estimators(pairs: list[hpatches.HPatchesPair], args) -> dict:
+    """``{set name: robust_estimators.compare(...)}`` for ``--robust-estimators``."""
+    named = robust_estimators.estimators(float(args.threshold), int(args.iterations), int(args.seed))
+    return {name: robust_estimators.compare(sets, named, repeats=args.estimator_repeats)
+            for name, sets in robust_estimator_sets(pairs, args).items()}
 
 
 def evaluate(args: argparse.Namespace) -> dict:
@@ -456,6 +501,8 @@ def evaluate(args: argparse.Namespace) -> dict:
         "summary": summarise(records),
         "pairs": records,
     }
+    if args.robust_estimators:
+        results["robust_estimators"] = compare_robust_estimators(pairs, args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"hpatches_{args.method}"
@@ -488,6 +535,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--coarse-checkpoint", help="ransac-flow: ResNet-50 / MoCo weights (.pth or converted dir)")
     parser.add_argument("--coarse-family", default="moco_resnet50", choices=("resnet50", "moco_resnet50"))
     parser.add_argument("--size", type=int, default=480, help="ransac-flow: shorter side of the resized images")
+    parser.add_argument("--robust-estimators", action="store_true",
+                        help="also compare our MAGSAC++, cv2 USAC_MAGSAC, cv2 RANSAC and our RANSAC on the same "
+                             "SIFT matches (these pairs and synthetic ones): solved count, corner error, time")
+    parser.add_argument("--synthetic-warps", type=int, default=3,
+                        help="--robust-estimators: warped copies of each bundled photograph (0: none)")
+    parser.add_argument("--estimator-repeats", type=int, default=1,
+                        help="--robust-estimators: timed calls per pair and estimator (the best is kept)")
     parser.add_argument("--quiet", action="store_true")
     return parser
 

@@ -10,7 +10,10 @@ the weightless portfolio), ``"sift"`` or ``"identity"``. Every alignment is veri
 (no alignment) with one colour-independent score; one that does not beat it is a failure (an
 ``AlignmentError``; in a group, an entry of ``failed``), written as ``failed.json`` only. Fine stage: the
 learned network with ``checkpoint`` (a released RANSAC-Flow .pth, a converted folder or a training workdir),
-or the weightless DIS flow with ``weightless_fine`` (not the learned network), or none.
+or the weightless DIS flow with ``weightless_fine`` (not the learned network), or none. ``estimator``: the
+robust estimator of the ``deep`` and ``sift`` coarse stages, ``"magsac"`` (the tool's default: MAGSAC++ with
+PROSAC by match quality) or ``"release"`` (the release's RANSAC, for parity); the classical portfolio fits
+its homographies with OpenCV's USAC MAGSAC++ (``geometry.classical.rootsift.robust_fit``).
 
 Per pair the output folder holds, at the processing size (``size``): target.png, coarse.png, fine.png
 (learned fine stage) or fine_weightless.png (DIS fine stage), blend.png (50/50 with the target), blink.gif,
@@ -76,6 +79,7 @@ class AlignSettings:
     max_homographies: int = 1
     texture_transfer: bool = False
     seed: int = 0
+    estimator: str = "magsac"  # the deep / sift coarse stages' robust estimator: one of coarse_lib.ESTIMATORS
 
     @property
     def coarse_method(self) -> str:
@@ -84,7 +88,8 @@ class AlignSettings:
     def coarse_config(self) -> coarse_lib.CoarseConfig:
         return dataclasses.replace(coarse_lib.QUICK_START, size=self.size, rule=self.rule, num_scales=self.scales,
                                    scale_ratio=self.scale_ratio, iterations=self.iterations, seed=self.seed,
-                                   mask_mode="before" if self.rule == "longer" else "after")
+                                   mask_mode="before" if self.rule == "longer" else "after",
+                                   estimator=self.estimator)
 
 
 @dataclasses.dataclass
@@ -124,6 +129,8 @@ class _Aligner:
     def __init__(self, settings: AlignSettings):
         if settings.coarse_method not in COARSE_METHODS:
             raise ValueError(f"coarse must be one of {COARSE_METHODS}, got {settings.coarse_method!r}")
+        if settings.estimator not in coarse_lib.ESTIMATORS:
+            raise ValueError(f"estimator must be one of {coarse_lib.ESTIMATORS}, got {settings.estimator!r}")
         self.settings = settings
         self.config = settings.coarse_config()
         deep = settings.coarse_method == "deep"

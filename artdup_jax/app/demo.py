@@ -6,7 +6,7 @@
    scores, the rest goes on.
 2. Discovery in a mixed collection written to ``OUT/discovery/collection`` (``data.demo_collection``). With
    ``artminer_checkpoint`` this is ArtMiner discovery (``random`` = untrained weights, a smoke test only).
-   Without it (the default: no ArtMiner weights ship with the package) it is SIFT + RANSAC pair verification
+   Without it (the default: no ArtMiner weights ship with the package) it is SIFT + MAGSAC++ pair verification
    (``app.sift_discovery``), and the report says so.
 3. ``OUT/index.html`` with ``report.json``, the alignment outputs (``OUT/alignment``) and ``discovery.json``,
    written atomically (``artdup_jax.report.ReportDirectory``).
@@ -107,12 +107,12 @@ def discover_collection(out: ReportDirectory, source_folder: Path, copies: list[
             document, scores, threshold = artminer_discovery(collection, names, artminer_checkpoint, seed, quick)
             method, score_label = f"ArtMiner discovery (weights: {artminer_checkpoint})", "pair score"
         except ImportError as error:
-            note = f"ArtMiner discovery is not available ({error}); fell back to SIFT + RANSAC. "
+            note = f"ArtMiner discovery is not available ({error}); fell back to SIFT + MAGSAC++. "
             artminer_checkpoint = None
     if not artminer_checkpoint:
         config = SiftDiscoveryConfig(iterations=iterations, seed=seed)
         document, scores = sift_discovery(collection, names, config)
-        method, score_label, threshold = SIFT_METHOD, "RANSAC inliers", config.min_inliers
+        method, score_label, threshold = SIFT_METHOD, "MAGSAC++ inliers", config.min_inliers
     outputs.save_json(os.fspath(out.path("discovery/discovery.json")), {**document, "planted_groups": truth})
     return discovery_section(
         out, document, collection, method=method, prefix="discovery", thumbnail_px=None,

@@ -1,8 +1,10 @@
-"""Discovery without weights: SIFT + RANSAC pair verification (the demo's default; not the ArtMiner method).
+"""Discovery without weights: SIFT + MAGSAC++ pair verification (the demo's default; not the ArtMiner method).
 
 SIFT matches for every pair (mutual ratio test); pairs with enough matches are candidates; all candidates are
-verified by one batched RANSAC (``geometry.ransac.find_homographies``); verified pairs are linked, and
-connected components are the groups. The document has ``artdup_jax.app.discover``'s layout.
+verified by one batched robust homography fit: MAGSAC++ with PROSAC sampling by descriptor ratio
+(``geometry.magsac.magsac_homographies``; ``estimator="ransac"``: the plain RANSAC of
+``geometry.ransac.find_homographies``); verified pairs are linked, and connected components are the groups.
+The document has ``artdup_jax.app.discover``'s layout.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import numpy as np
 
 from artdup_jax.artminer.discovery import connected_components
 from artdup_jax.data.images import ImageReadError, read_image
+from artdup_jax.geometry.magsac import magsac_homographies
 from artdup_jax.geometry.ransac import find_homographies
 from artdup_jax.geometry.sift import mutual_ratio_matches, sift_features
 
-SIFT_METHOD = ("SIFT + RANSAC pair verification (fallback: no ArtMiner weights given; not the ArtMiner "
+SIFT_METHOD = ("SIFT + MAGSAC++ pair verification (fallback: no ArtMiner weights given; not the ArtMiner "
                "method, which needs --artminer-checkpoint)")
 
 
@@ -27,13 +30,14 @@ class SiftDiscoveryConfig:
     ratio: float = 0.8  # Lowe's ratio test
     features: int = 1500  # SIFT keypoints per image at most
     min_matches: int = 12  # ratio-test matches that make a pair a candidate
-    max_matches: int = 256  # matches per pair given to RANSAC (best ratios first): a static shape
+    max_matches: int = 256  # matches per pair given to the estimator (best ratios first): a static shape
     threshold_px: float = 4.0
-    iterations: int = 2000
-    min_inliers: int = 15  # a candidate with fewer RANSAC inliers is not verified
+    iterations: int = 2000  # hypotheses at most (MAGSAC++ stops earlier once confident; RANSAC draws them all)
+    min_inliers: int = 15  # a candidate with fewer inliers (within threshold_px) is not verified
     min_box_fraction: float = 0.01  # inliers must spread over this fraction of each image's area
     pairs_per_batch: int = 32
     seed: int = 0
+    estimator: str = "magsac"  # "magsac" (MAGSAC++, PROSAC by ratio) or "ransac" (geometry.ransac)
 
 
 def _box(xy: np.ndarray) -> list[float]:
@@ -61,8 +65,10 @@ def _merge_boxes(boxes: list[list[float]], iou: float = 0.5) -> list[list[float]
 def sift_discovery(folder: Path, names: list[str], config: SiftDiscoveryConfig = SiftDiscoveryConfig()):
     """Groups of images related by a homography; returns (document in artdup_jax.app.discover's layout, scores).
 
-    ``scores``: the RANSAC inlier count of every candidate pair, for the histogram.
+    ``scores``: the inlier count of every candidate pair, for the histogram.
     """
+    if config.estimator not in ("magsac", "ransac"):
+        raise ValueError(f"estimator must be 'magsac' or 'ransac', got {config.estimator!r}")
     images, unreadable, readable = [], [], []
     for name in names:
         try:
@@ -72,27 +78,35 @@ def sift_discovery(folder: Path, names: list[str], config: SiftDiscoveryConfig =
             unreadable.append({"file": name, "error": str(error).replace(os.fspath(folder / name), name)})
     keypoints = [sift_features(image, max_features=config.features) for image in images]
     pairs, matched = [], []
-    for i in range(len(readable)):  # descriptor matching: OpenCV, one call per pair; RANSAC is batched below
+    for i in range(len(readable)):  # descriptor matching: OpenCV, one call per pair; the fit is batched below
         for j in range(i + 1, len(readable)):
-            indices, _ = mutual_ratio_matches(keypoints[i].descriptors, keypoints[j].descriptors, config.ratio)
+            indices, ratios = mutual_ratio_matches(keypoints[i].descriptors, keypoints[j].descriptors,
+                                                   config.ratio)
             if len(indices) >= config.min_matches:
                 pairs.append((i, j))
-                matched.append(indices[: config.max_matches])
+                matched.append((indices[: config.max_matches], ratios[: config.max_matches]))
     n = config.max_matches
     src = np.zeros((len(pairs), n, 2), np.float32)
     dst = np.zeros((len(pairs), n, 2), np.float32)
     valid = np.zeros((len(pairs), n), bool)
-    for p, ((i, j), indices) in enumerate(zip(pairs, matched)):
+    quality = np.full((len(pairs), n), -np.inf, np.float32)  # -ratio, best first; padding last
+    for p, ((i, j), (indices, ratios)) in enumerate(zip(pairs, matched)):
         src[p, : len(indices)] = keypoints[i].xy[indices[:, 0]]
         dst[p, : len(indices)] = keypoints[j].xy[indices[:, 1]]
         valid[p, : len(indices)] = True
+        quality[p, : len(indices)] = -ratios
     inliers = np.zeros((len(pairs), n), bool)
     found = np.zeros((len(pairs),), bool)
     size = config.pairs_per_batch
     for start in range(0, len(pairs), size):  # equal batch shapes: one compilation
         take = np.arange(start, start + size) % len(pairs)
-        batch = find_homographies(src[take], dst[take], valid[take], threshold=config.threshold_px,
-                                  iterations=config.iterations, seed=config.seed)
+        if config.estimator == "magsac":
+            batch = magsac_homographies(src[take], dst[take], valid[take], quality[take],
+                                        threshold=config.threshold_px, max_iterations=config.iterations,
+                                        seed=config.seed)
+        else:
+            batch = find_homographies(src[take], dst[take], valid[take], threshold=config.threshold_px,
+                                      iterations=config.iterations, seed=config.seed)
         real = min(size, len(pairs) - start)
         inliers[start: start + real], found[start: start + real] = batch.inliers[:real], batch.found[:real]
     scores = inliers.sum(1)
@@ -120,7 +134,8 @@ def sift_discovery(folder: Path, names: list[str], config: SiftDiscoveryConfig =
             "pairs": [{"a": readable[e["a"]], "b": readable[e["b"]], "score": e["score"], "box_a": e["box_a"],
                        "box_b": e["box_b"]} for e in sorted(inside, key=lambda e: -e["score"])],
         })
-    document = {"folder": os.fspath(folder), "settings": {"method": "sift-ransac", **dataclasses.asdict(config)},
+    settings = {"method": f"sift-{config.estimator}", **dataclasses.asdict(config)}
+    document = {"folder": os.fspath(folder), "settings": settings,
                 "num_images": len(readable), "images": readable, "unreadable": unreadable,
                 "num_pairs_scored": len(pairs), "groups": groups,
                 "top_pairs": [{"a": readable[pairs[p][0]], "b": readable[pairs[p][1]], "score": int(scores[p])}

@@ -9,6 +9,7 @@ from artdup_jax.app.demo import DemoSettings
 from artdup_jax.artminer.discovery import DiscoveryConfig
 from artdup_jax.artminer.resize_rule import RESAMPLE
 from artdup_jax.data.iiif.fetch import FetchSettings
+from artdup_jax.ransac_flow.coarse import ESTIMATORS
 
 _ALIGN = AlignSettings()
 _DISCOVERY = DiscoveryConfig()
@@ -78,7 +79,12 @@ def align_parser(group: bool) -> argparse.ArgumentParser:
     parser.add_argument("--rule", choices=["longer", "shorter"], default=_ALIGN.rule)
     parser.add_argument("--scales", type=int, default=_ALIGN.scales)
     parser.add_argument("--scale-ratio", type=float, default=_ALIGN.scale_ratio)
-    parser.add_argument("--iterations", type=int, default=_ALIGN.iterations)
+    parser.add_argument("--iterations", type=int, default=_ALIGN.iterations,
+                        help="robust-estimator hypotheses (at most, for magsac)")
+    parser.add_argument("--estimator", choices=sorted(ESTIMATORS), default=_ALIGN.estimator,
+                        help="robust estimator of the deep and sift coarse stages: magsac (default; MAGSAC++ with "
+                             "PROSAC sampling by match quality) or release (RANSAC-Flow's released RANSAC, as the "
+                             "evaluation protocols use it); the classical portfolio uses OpenCV's USAC_MAGSAC")
     parser.add_argument("--max-homographies", type=int, default=_ALIGN.max_homographies)
     parser.add_argument("--texture-transfer", action="store_true", help="also the source's appearance on the "
                                                                         "target's geometry")
@@ -93,7 +99,7 @@ def align_settings(args: argparse.Namespace) -> AlignSettings:
                          scales=args.scales, scale_ratio=args.scale_ratio, iterations=args.iterations,
                          max_homographies=args.max_homographies, texture_transfer=args.texture_transfer,
                          weightless_fine=args.weightless_fine, full_resolution=not args.no_full_resolution,
-                         tile=args.tile, seed=args.seed)
+                         tile=args.tile, seed=args.seed, estimator=args.estimator)
 
 
 def discover_parser() -> argparse.ArgumentParser:
@@ -125,7 +131,7 @@ def discover_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resample", default=_DISCOVERY.resample, choices=sorted(RESAMPLE))
     parser.add_argument("--pairs-per-batch", type=int, default=_DISCOVERY.pairs_per_batch)
     parser.add_argument("--seed", type=int, default=_DISCOVERY.seed)
-    parser.add_argument("--thumbnail-px", type=int, default=280, help="thumbnail side in the report")
+    parser.add_argument("--thumbnail-px", type=int, default=160, help="thumbnail side in the report")
     parser.add_argument("--cache", help="folder where feature maps persist between runs (default: OUT/cache; "
                         "a re-run, e.g. after an interruption or with another threshold, reuses them)")
     parser.add_argument("--quiet", action="store_true")
@@ -181,7 +187,7 @@ def demo_parser() -> argparse.ArgumentParser:
     parser.add_argument("--iterations", type=int, default=None, help="RANSAC draws (default 2000; --quick 500)")
     parser.add_argument("--artminer-checkpoint", default=None,
                         help="ArtMiner weights (.pth or converted folder) for discovery; 'random' for an "
-                             "untrained network (smoke test). Default: SIFT + RANSAC pair verification")
+                             "untrained network (smoke test). Default: SIFT + MAGSAC++ pair verification")
     parser.add_argument("--artminer-weights", metavar="NAME", help="released ArtMiner weights by name instead")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     return parser

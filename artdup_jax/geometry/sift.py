@@ -47,16 +47,21 @@ def sift_features(image: np.ndarray, *, max_features: int = 0, mask: np.ndarray 
     return SiftFeatures(np.float32([k.pt for k in keypoints]).reshape(-1, 2), descriptors)
 
 
-def ratio_matches(query: np.ndarray | None, train: np.ndarray | None, ratio: float) -> np.ndarray:
+def ratio_matches(query: np.ndarray | None, train: np.ndarray | None, ratio: float, *,
+                  return_ratios: bool = False):
     """``(M, 2)`` int64 rows ``(query index, train index)`` passing the ratio test, in query order.
 
-    query, train: ``(N, 128)`` descriptors (None: no keypoints, no matches).
+    query, train: ``(N, 128)`` descriptors (None: no keypoints, no matches). ``return_ratios``: also return
+    the ``(M,)`` float32 ratios (nearest / second nearest distance; lower is better, so ``-ratio`` is a match
+    quality for PROSAC sampling), as ``(indices, ratios)``.
     """
-    if query is None or train is None:
-        return np.zeros((0, 2), np.int64)
-    pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(query, train, k=2)
-    good = [(p[0].queryIdx, p[0].trainIdx) for p in pairs if len(p) == 2 and p[0].distance < ratio * p[1].distance]
-    return np.array(good, np.int64).reshape(-1, 2)
+    good = []
+    if query is not None and train is not None:
+        pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(query, train, k=2)
+        good = [(p[0].queryIdx, p[0].trainIdx, p[0].distance / max(p[1].distance, 1e-12))
+                for p in pairs if len(p) == 2 and p[0].distance < ratio * p[1].distance]
+    indices = np.array([g[:2] for g in good], np.int64).reshape(-1, 2)
+    return (indices, np.float32([g[2] for g in good]).reshape(-1)) if return_ratios else indices
 
 
 def mutual_ratio_matches(descriptors_a: np.ndarray | None, descriptors_b: np.ndarray | None,

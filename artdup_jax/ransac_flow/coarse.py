@@ -7,6 +7,13 @@ homography maps **target-normalised to source-normalised coordinates** and is ap
 official code does, although the matches are in PC coordinates).
 
 SIFT (``sift_homography``) needs no network weights: OpenCV SIFT matches and our RANSAC in pixels.
+
+``CoarseConfig.estimator`` picks the robust estimator on either kind of match: ``"release"`` (the default,
+for parity: the official routine's hypotheses and selection on deep-feature matches, our fixed-budget RANSAC
+on SIFT matches) or ``"magsac"`` (MAGSAC++, :mod:`artdup_jax.geometry.magsac`, PROSAC sampling by match
+quality: the cosine of a deep-feature match, minus the ratio of a SIFT match; adaptive stopping), which the
+``artdup`` tool uses.
+
 ``CoarseSearch`` holds one pair's coarse stage (features computed once) and answers the homography loop's
 requests for the next homography outside the already explained target region.
 """
@@ -23,6 +30,8 @@ from PIL import Image
 
 from artdup_jax.geometry import matching, ransac, sift
 from artdup_jax.geometry.homography import pixel_to_normalised_homography
+from artdup_jax.geometry.magsac import find_homography_magsac, magsac_pair
+from artdup_jax.geometry.magsac_scoring import sigma_quantile
 from artdup_jax.geometry.resize import resize_bilinear
 from artdup_jax.geometry.sampling import cell_centres
 from artdup_jax.nn.normalise import imagenet_normalise
@@ -45,7 +54,13 @@ class CoarseConfig:
     tolerance: float = 0.05  # normalised units
     mask_mode: str = "after"
     seed: int = 0
+    estimator: str = "release"  # one of ESTIMATORS (see the module docstring)
 
+
+ESTIMATORS = ("release", "magsac")
+# MAGSAC++ on deep-feature matches: its noise scales are marginalised up to MAGSAC_MAX_THRESHOLD x tolerance
+# (the ratio of the 8 px maximum to the 3 px reference threshold of its pixel default).
+MAGSAC_MAX_THRESHOLD = 8.0 / 3.0
 
 QUICK_START = CoarseConfig(size=400, rule="longer", num_scales=7, scale_ratio=1.2, mask_mode="before")
 METHODS = ("deep", "sift", "identity")  # deep features (needs weights), SIFT, or none (images roughly aligned)
@@ -134,6 +149,19 @@ def _match_and_fit(key, source, source_xy, target, target_xy, excluded_target, *
     return result, matches
 
 
+@functools.partial(jax.jit, static_argnames=("mask_mode",))
+def _match_and_fit_magsac(seed, source, source_xy, target, target_xy, excluded_target, iterations, tolerance, *,
+                          mask_mode):
+    """As :func:`_match_and_fit` with MAGSAC++ (PROSAC by match cosine); returns ``(MagsacResult, matches)``."""
+    matches = matching.mutual_nearest_neighbours(source, target, excluded_b=excluded_target,
+                                                 mask_mode=mask_mode)
+    result = magsac_pair(target_xy[matches.index_b], source_xy[matches.index_a], matches.valid,
+                         jnp.where(matches.valid, matches.similarity, -jnp.inf), threshold=tolerance,
+                         sigma_max=MAGSAC_MAX_THRESHOLD * tolerance / sigma_quantile(), max_iterations=iterations,
+                         seed=seed)
+    return result, matches
+
+
 @dataclasses.dataclass
 class CoarseHomography:
     matrix: np.ndarray | None  # (3, 3) target-normalised → source-normalised, or None (no homography)
@@ -147,19 +175,35 @@ def coarse_homography(features: CoarseFeatures, config: CoarseConfig,
     h, w = features.target_cells_hw
     excluded = (np.zeros((h * w,), bool) if excluded_target_cells is None
                 else np.asarray(excluded_target_cells, bool).reshape(h * w))
-    key = jax.random.key(config.seed if seed is None else seed)
-    result, matches = _match_and_fit(key, features.source, features.source_xy, features.target,
-                                     features.target_xy, excluded, iterations=config.iterations,
-                                     tolerance=config.tolerance, mask_mode=config.mask_mode)
+    seed = config.seed if seed is None else seed
+    _check_estimator(config.estimator)
+    if config.estimator == "magsac":
+        result, matches = _match_and_fit_magsac(
+            np.uint32(seed), features.source, features.source_xy, features.target, features.target_xy, excluded,
+            np.int32(config.iterations), np.float32(config.tolerance), mask_mode=config.mask_mode)
+        matrix = result.H
+    else:
+        result, matches = _match_and_fit(jax.random.key(seed), features.source, features.source_xy,
+                                         features.target, features.target_xy, excluded, iterations=config.iterations,
+                                         tolerance=config.tolerance, mask_mode=config.mask_mode)
+        matrix = result.M
     found = bool(result.found)
-    return CoarseHomography(matrix=np.asarray(result.M, np.float64) if found else None,
+    return CoarseHomography(matrix=np.asarray(matrix, np.float64) if found else None,
                             num_inliers=int(result.num_inliers), num_matches=int(matches.count))
+
+
+def _check_estimator(estimator: str) -> None:
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
 
 
 def sift_homography(source: np.ndarray, target: np.ndarray, *, allowed_target: np.ndarray | None = None,
                     ratio: float = 0.8, threshold_px: float = 3.0, iterations: int = 10_000, seed: int = 0,
-                    min_inliers: int = 15) -> CoarseHomography:
-    """A homography from OpenCV SIFT matches (Lowe ratio test) and our RANSAC, for when no weights exist.
+                    min_inliers: int = 15, estimator: str = "release") -> CoarseHomography:
+    """A homography from OpenCV SIFT matches (Lowe ratio test) and a robust fit, for when no weights exist.
+
+    estimator: "release" (our RANSAC, ``iterations`` hypotheses) or "magsac" (MAGSAC++, PROSAC by ratio, at most
+    ``iterations`` hypotheses, confidence 0.999).
 
     source, target: (H, W, 3) float32 in [0, 1]. allowed_target: optional (H_t, W_t) bool, target keypoints
     are detected only there (the SIFT counterpart of masking target feature cells). Returned in the same
@@ -168,18 +212,24 @@ def sift_homography(source: np.ndarray, target: np.ndarray, *, allowed_target: n
     target frame, counts as no homography: SIFT on differently painted copies often yields a handful of
     chance inliers.
     """
+    _check_estimator(estimator)
     mask = None if allowed_target is None or np.all(allowed_target) else allowed_target
     source_sift = sift.sift_features(source, rounded=False)
     target_sift = sift.sift_features(target, mask=mask, rounded=False)
     if (source_sift.descriptors is None or target_sift.descriptors is None or len(source_sift) < 4
             or len(target_sift) < 4):
         return CoarseHomography(None, 0, 0)
-    matches = sift.ratio_matches(target_sift.descriptors, source_sift.descriptors, ratio)
+    matches, ratios = sift.ratio_matches(target_sift.descriptors, source_sift.descriptors, ratio,
+                                         return_ratios=True)
     if len(matches) < max(4, min_inliers):
         return CoarseHomography(None, 0, len(matches))
     target_px, source_px = target_sift.xy[matches[:, 0]], source_sift.xy[matches[:, 1]]
-    H_pixels, inliers = ransac.find_homography(target_px, source_px, threshold=threshold_px,
-                                               iterations=iterations, seed=seed)
+    if estimator == "magsac":
+        H_pixels, inliers = find_homography_magsac(target_px, source_px, quality=-ratios, threshold=threshold_px,
+                                                   max_iterations=iterations, seed=seed)
+    else:
+        H_pixels, inliers = ransac.find_homography(target_px, source_px, threshold=threshold_px,
+                                                   iterations=iterations, seed=seed)
     if H_pixels is None or inliers.sum() < min_inliers or not _plausible(H_pixels, target.shape[:2], source.shape[:2]):
         return CoarseHomography(None, int(inliers.sum()), len(matches))
     H = pixel_to_normalised_homography(jnp.asarray(H_pixels, jnp.float32), target.shape[:2], source.shape[:2],
@@ -264,4 +314,4 @@ class CoarseSearch:
             return coarse_homography(self.features, self.config, cells, seed=seed)
         allowed = ~downsample_mask(excluded, self.target_image.shape[:2])
         return sift_homography(self.source_image, self.target_image, allowed_target=allowed, seed=seed,
-                               iterations=self.config.iterations)
+                               iterations=self.config.iterations, estimator=self.config.estimator)

@@ -28,7 +28,7 @@ def test_quick_demo_writes_the_report_and_its_json(demo_report):
     group = document["sections"][0]
     assert group["members"] and group["average_after"] is not None
     discovery = document["sections"][1]
-    assert "SIFT + RANSAC" in discovery["method"] and discovery["groups"]
+    assert "SIFT + MAGSAC++" in discovery["method"] and discovery["groups"]
     assert any(image["boxes"] for g in discovery["groups"] for image in g["images"])
 
 

@@ -6,7 +6,7 @@ are (H, W, 3) RGB or (H, W) grey, uint8 or float32 in [0, 1], of any size.
 
 Modules:
   ``preprocess``     grey conversion, resizing and its homography, gradient maps, plausibility of a homography.
-  ``rootsift``       multi-scale RootSIFT, mutual/ratio and guided matching, the one robust fit (USAC MAGSAC++).
+  ``rootsift``       multi-scale RootSIFT, mutual/ratio and guided matching, the one robust fit (MAGSAC++).
   ``fourier_mellin`` log-polar spectra + phase correlation: a similarity between whole compositions.
   ``ecc``            ECC refinement (cv2.findTransformECC) of a homography on gradient maps, coarse to fine.
   ``verification``   the score (doubled-angle gradient correlation over the overlap) and the identity test.
