@@ -20,20 +20,12 @@ import sys
 from artdup_jax.app.index import IMAGES_PER_SHARD, PAIRS_PER_CHUNK
 from artdup_jax.artminer.discovery import DiscoveryConfig
 from artdup_jax.artminer.resize_rule import RESAMPLE
-from artdup_jax.cli.parsers import add_iiif_options, fetch_settings
+from artdup_jax.cli.parsers import add_artminer_weights, add_iiif_options, fetch_settings
 
 _DISCOVERY = DiscoveryConfig()
 def uses_index(command: str, argv: list[str]) -> bool:
     """True for ``discover`` / ``detect`` command lines with ``--index``."""
     return command in ("discover", "detect") and any(a == "--index" or a.startswith("--index=") for a in argv)
-
-
-def _weights_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
-    weights = parser.add_mutually_exclusive_group(required=required)
-    weights.add_argument("--checkpoint", help="ArtMiner weights: a .pth or a converted folder")
-    weights.add_argument("--weights", metavar="NAME", help="released ArtMiner weights by name ('artdup weights "
-                                                           "list'), fetched on first use")
-    weights.add_argument("--random-weights", action="store_true", help="random network (smoke tests only)")
 
 
 def _process_options(parser: argparse.ArgumentParser) -> None:
@@ -57,7 +49,7 @@ def index_parser() -> argparse.ArgumentParser:
     build.add_argument("folder", help="image folder (not recursive), or IIIF input: a manifest or collection (file "
                                       "or URL), an Image API service, or a text file listing them")
     build.add_argument("--index", required=True, metavar="DIR", help="index folder (created if needed)")
-    _weights_options(build)
+    add_artminer_weights(build)
     add_iiif_options(build)
     build.add_argument("--reference-cells", type=int, default=_DISCOVERY.reference_cells)
     build.add_argument("--margin", type=int, default=_DISCOVERY.margin)
@@ -76,7 +68,7 @@ def index_parser() -> argparse.ArgumentParser:
     add.add_argument("index", metavar="DIR")
     add.add_argument("inputs", nargs="+", metavar="FOLDER_OR_FILE",
                      help="folders, image files, or IIIF inputs (manifests, collections, Image API services)")
-    _weights_options(add)
+    add_artminer_weights(add)
     add_iiif_options(add)
     add.add_argument("--seed", type=int, default=_DISCOVERY.seed, help="seed of --random-weights")
     add.add_argument("--images-per-shard", type=int, default=IMAGES_PER_SHARD)
@@ -114,7 +106,7 @@ def detect_index_parser() -> argparse.ArgumentParser:
     parser.add_argument("--index", required=True, metavar="DIR", help="the index searched")
     parser.add_argument("--box", nargs=4, type=int, required=True, metavar=("X1", "Y1", "X2", "Y2"),
                         help="query box in IMAGE's pixels (x = column; x2, y2 exclusive)")
-    _weights_options(parser)
+    add_artminer_weights(parser)
     parser.add_argument("--seed", type=int, default=_DISCOVERY.seed, help="seed of --random-weights")
     parser.add_argument("--scales", type=int, nargs="+", default=None, help="default: the index's scales")
     parser.add_argument("--top", type=int, default=10, help="detections printed")

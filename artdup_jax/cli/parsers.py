@@ -102,15 +102,20 @@ def align_settings(args: argparse.Namespace) -> AlignSettings:
                          tile=args.tile, seed=args.seed, estimator=args.estimator)
 
 
-def discover_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="artdup discover", add_help=False)
-    parser.add_argument("folder", help=IIIF_FOLDER_HELP)
-    weights = parser.add_mutually_exclusive_group(required=True)
-    weights.add_argument("--checkpoint", help="ArtMiner weights: resnet18.pth, brueghelModel.pth, ltllModel.pth or a "
-                                              "converted directory")
+def add_artminer_weights(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    """``--checkpoint PATH | --weights NAME | --random-weights``: the ArtMiner network of a command."""
+    weights = parser.add_mutually_exclusive_group(required=required)
+    weights.add_argument("--checkpoint", help="ArtMiner weights: a .pth (resnet18.pth, brueghelModel.pth, "
+                                              "ltllModel.pth) or a converted folder")
     weights.add_argument("--weights", metavar="NAME", help="released ArtMiner weights by name ('artdup weights "
                                                            "list'), fetched on first use")
     weights.add_argument("--random-weights", action="store_true", help="random network (smoke tests only)")
+
+
+def discover_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="artdup discover", add_help=False)
+    parser.add_argument("folder", help=IIIF_FOLDER_HELP)
+    add_artminer_weights(parser)
     parser.add_argument("--top-k", type=int, default=_DISCOVERY.top_k, help="candidate neighbours per image")
     parser.add_argument("--exhaustive", action="store_true", help="score every pair (N (N - 1) / 2)")
     parser.add_argument("--out", default="runs/discover", help="output folder (relative to the current folder)")
@@ -158,12 +163,7 @@ def detect_parser() -> argparse.ArgumentParser:
     parser.add_argument("--box", nargs=4, type=int, required=True, metavar=("X1", "Y1", "X2", "Y2"),
                         help="query box in IMAGE's pixels as a viewer shows it (x = column; x2, y2 exclusive); "
                              "for a IIIF canvas, in the canvas's units (as a IIIF viewer shows them)")
-    weights = parser.add_mutually_exclusive_group(required=True)
-    weights.add_argument("--checkpoint", help="ArtMiner weights: a .pth (brueghelModel.pth, resnet18.pth) or a "
-                                              "converted folder")
-    weights.add_argument("--weights", metavar="NAME", help="released ArtMiner weights by name ('artdup weights "
-                                                           "list'), fetched on first use")
-    weights.add_argument("--random-weights", action="store_true", help="untrained network (smoke tests only)")
+    add_artminer_weights(parser)
     parser.add_argument("--scales", type=int, nargs="+", default=None,
                         help="longer sides (feature cells) the collection is searched at (default: the release's)")
     parser.add_argument("--top", type=int, default=10, help="detections printed")
