@@ -21,14 +21,15 @@ The estimator, per pair:
 4. adaptive stopping: after each chunk, the standard rule ``log(1 - confidence) / log(1 - w^k)`` on the
    fraction ``w`` of matches within the reference ``threshold`` of the best model, up to ``max_iterations``
    hypotheses;
-5. polishing of the best model: more sigma-consensus++ rounds; then a least-squares refit of the transfer
-   error on the matches within the 0.9999 quantile of the residual at the estimated noise level, the
-   Gaussian maximum-likelihood fit, which replaces the MAGSAC++ fit when the residuals look Gaussian
-   (kurtosis test; real keypoint matches have heavier tails, where MAGSAC++'s weights are the more accurate).
+5. polishing of the best model: more sigma-consensus++ rounds; then, only where its residuals look
+   Gaussian (kurtosis test; real keypoint matches have heavier tails, where MAGSAC++'s weights are the more
+   accurate), a least-squares refit of the transfer error on the matches within the 0.9999 quantile of the
+   residual at the estimated noise level, the Gaussian maximum-likelihood fit, which replaces the MAGSAC++ fit.
 
 :func:`magsac_pair` is one pair as a pure function (jit it, vmap it); :func:`magsac_homographies` is the
 batched, jitted API, whose search advances the unfinished pairs a group at a time so that a few hard pairs
-do not hold up a large batch; :func:`find_homography_magsac` is the OpenCV-like NumPy wrapper.
+do not hold up a large batch, and whose local optimisation and refit run only on the pairs that need them;
+:func:`find_homography_magsac` is the OpenCV-like NumPy wrapper.
 
 The reference ``threshold`` sets only the stopping rule and the returned inlier mask (as OpenCV's USAC
 does); the score depends on ``sigma_max`` alone. Deterministic for a seed. Point transforms are written
@@ -45,7 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from artdup_jax.geometry.homography import compose, invert, normalise_scale
-from artdup_jax.geometry.magsac_local import sigma_consensus, truncated_least_squares
+from artdup_jax.geometry.magsac_local import Best, gaussian_cut, sigma_consensus, truncated_least_squares
 from artdup_jax.geometry.magsac_sampling import prosac_schedule, sample_order, stratified_rows
 from artdup_jax.geometry.magsac_scoring import Thresholds, sigma_quantile, squared_residuals
 from artdup_jax.geometry.magsac_search import (
@@ -54,6 +55,7 @@ from artdup_jax.geometry.magsac_search import (
     Problem,
     State,
     initial_state,
+    map_flagged,
     search,
     search_batch,
 )
@@ -143,16 +145,26 @@ def _prepare(src, dst, valid, order, threshold, sigma_max, max_iterations, confi
     return problem, _Frames(t_src, t_dst)
 
 
-def _finish(problem: Problem, frames: _Frames, state: State, *, model: str, batched: bool) -> MagsacResult:
-    """Polish the best model (sigma-consensus++, then truncated least squares) and express it in pixels."""
+def _polish(problem: Problem, state: State, *, model: str):
+    """More sigma-consensus++ rounds on the best model; with the least-squares cut and the Gaussian test of
+    :func:`artdup_jax.geometry.magsac_local.gaussian_cut`: ``(Best, cut_sq, gaussian)``."""
+    p = problem
+    polished = sigma_consensus(state.best, p.src, p.dst, p.valid, p.thresholds, model=model, rounds=_POLISH_ROUNDS)
+    return (polished, *gaussian_cut(polished.H, p.src, p.dst, p.valid, p.thresholds, model))
+
+
+def _refit(problem: Problem, polished: Best, cut_sq, *, model: str) -> Best:
+    """Truncated least squares from the polished model. Under Gaussian noise least squares is the more accurate
+    (MAGSAC++'s weights lose some efficiency there); on heavier-tailed residuals, as real keypoint matches
+    have, the MAGSAC++ fit is, so callers keep this fit only where the residuals look Gaussian."""
+    p = problem
+    return truncated_least_squares(polished, p.src, p.dst, p.valid, p.thresholds, cut_sq, model=model,
+                                   rounds=_LS_ROUNDS)
+
+
+def _finish(problem: Problem, frames: _Frames, state: State, polished: Best, *, model: str) -> MagsacResult:
+    """The final model in pixels, its inliers at the reference threshold, and whether it counts as found."""
     p, k = problem, MODELS[model]
-    polished = sigma_consensus(state.best, p.src, p.dst, p.valid, p.thresholds, model=model, rounds=_POLISH_ROUNDS,
-                               batched=batched)
-    # Under Gaussian noise least squares is the more accurate (MAGSAC++'s weights lose some efficiency
-    # there); on heavier-tailed residuals, as real keypoint matches have, the MAGSAC++ fit is.
-    refit, gaussian = truncated_least_squares(polished, p.src, p.dst, p.valid, p.thresholds, model=model,
-                                              rounds=_LS_ROUNDS, batched=batched)
-    polished = jax.tree.map(lambda a, b: jnp.where(gaussian, a, b), refit, polished)
     inliers = p.valid & (squared_residuals(polished.H[None], p.src, p.dst, model)[0] < p.thresholds.reference_sq)
     H = normalise_scale(compose(invert(frames.t_dst), compose(polished.H, frames.t_src)))
     if model == "affine":
@@ -199,8 +211,10 @@ def magsac_pair(src_xy, dst_xy, valid, quality=None, *, threshold=3.0, sigma_max
         src, dst, valid, sample_order(valid, quality), jnp.asarray(threshold, jnp.float32),
         jnp.asarray(-1.0 if sigma_max is None else sigma_max, jnp.float32), jnp.asarray(max_iterations, jnp.int32),
         jnp.asarray(confidence, jnp.float32), seed, model=model, prosac=quality is not None)
-    state = search(problem, initial_state(), model=model, chunk=chunk, prosac=quality is not None, batched=False)
-    return _finish(problem, frames, state, model=model, batched=False)
+    state = search(problem, initial_state(), model=model, chunk=chunk, prosac=quality is not None)
+    polished, cut_sq, gaussian = _polish(problem, state, model=model)
+    polished = jax.lax.cond(gaussian, lambda b: _refit(problem, b, cut_sq, model=model), lambda b: b, polished)
+    return _finish(problem, frames, state, polished, model=model)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -217,13 +231,14 @@ def _run_batch(src, dst, valid, quality, threshold, sigma_max, max_iterations, c
                                 confidence=confidence, model=model, prosac=quality is not None)
     problems, frames = jax.vmap(lambda s, d, v, o, sd: prepare(s, d, v, o, seed=sd))(src, dst, valid, order, seed)
     states = jax.tree.map(lambda a: jnp.broadcast_to(a, (src.shape[0],) + a.shape), initial_state())
-    batched = src.shape[0] > 1  # the form of the least-squares sums (magsac_fitting); same results
-    static = dict(model=model, chunk=chunk, prosac=quality is not None, batched=batched)
+    static = dict(model=model, chunk=chunk, prosac=quality is not None)
     if src.shape[0] > GROUP_FRACTION:
         states = search_batch(problems, states, **static)
     else:  # a few pairs: the plain vmapped loop, without the gathers and scatters
         states = jax.vmap(functools.partial(search, **static))(problems, states)
-    return jax.vmap(functools.partial(_finish, model=model, batched=batched))(problems, frames, states)
+    polished, cut_sq, gaussian = jax.vmap(functools.partial(_polish, model=model))(problems, states)
+    polished = map_flagged(functools.partial(_refit, model=model), gaussian, polished, (problems, polished, cut_sq))
+    return jax.vmap(functools.partial(_finish, model=model))(problems, frames, states, polished)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "chunk", "has_quality"))

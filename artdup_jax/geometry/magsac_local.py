@@ -4,11 +4,10 @@
   (weighted DLT for homographies, weighted affine least squares), the best-scoring iterate kept;
 * :func:`truncated_least_squares`: least squares of the transfer error over the matches within the 0.9999
   quantile of the residual under the noise level estimated from the model (:func:`noise_variance`), i.e.
-  the Gaussian maximum-likelihood fit, with a kurtosis test of whether the residuals look Gaussian.
+  the Gaussian maximum-likelihood fit; :func:`gaussian_cut` gives that cut and a kurtosis test of whether
+  the residuals look Gaussian (only then is the fit worth its cost).
 
-Points ``src, dst`` are ``(N, 2)``, ``valid`` ``(N,)`` bool; models ``(3, 3)`` map src to dst. ``batched``
-selects the form of the least-squares sums that suits a vmap over many pairs (same results up to rounding;
-see :func:`artdup_jax.geometry.magsac_fitting.weighted_dlt`).
+Points ``src, dst`` are ``(N, 2)``, ``valid`` ``(N,)`` bool; models ``(3, 3)`` map src to dst.
 """
 
 from __future__ import annotations
@@ -50,8 +49,7 @@ def keep_better(best: Best, H, src, dst, valid, thresholds: Thresholds, model: s
                 jnp.where(better, count[0], best.count))
 
 
-def sigma_consensus(best: Best, src, dst, valid, thresholds: Thresholds, *, model: str, rounds: int,
-                    batched: bool = False) -> Best:
+def sigma_consensus(best: Best, src, dst, valid, thresholds: Thresholds, *, model: str, rounds: int) -> Best:
     """sigma-consensus++: ``rounds`` of reweight-and-refit from ``best.H``; the best-scoring model is kept.
 
     Each round weights the matches by the MAGSAC++ weight of their residual under the current model and
@@ -64,7 +62,7 @@ def sigma_consensus(best: Best, src, dst, valid, thresholds: Thresholds, *, mode
         H, kept = state
         r2 = squared_residuals(H[None], src, dst, model)[0]
         weights = jnp.where(valid, magsac_weight(r2 * thresholds.inv_max_sq), 0.0)
-        fit = (weighted_dlt(src, dst, weights, batched=batched) if model == "homography"
+        fit = (weighted_dlt(src, dst, weights) if model == "homography"
                else _fit_affine_least_squares(src, dst, weights))
         usable = (jnp.sum(jnp.where(weights > 0, 1.0, 0.0)) >= k) & jnp.all(jnp.isfinite(fit))
         H = jnp.where(usable, fit, H)
@@ -91,26 +89,38 @@ def noise_variance(H, src, dst, valid, thresholds: Thresholds, model: str, round
     return variance
 
 
-def truncated_least_squares(best: Best, src, dst, valid, thresholds: Thresholds, *, model: str, rounds: int,
-                            batched: bool = False) -> tuple[Best, jax.Array]:
-    """Least squares of the transfer error over the matches below the 0.9999 quantile of the residual at the
-    noise level of :func:`noise_variance`, re-selected every round: the Gaussian maximum-likelihood fit. (A
-    cut at the usual 0.99 quantile biases the fit towards its starting point.) Homographies take Gauss-Newton
-    steps, each kept only if it lowers the cost; affine maps are solved exactly.
+def gaussian_cut(H, src, dst, valid, thresholds: Thresholds, model: str):
+    """The least-squares cut and whether the residuals of ``H`` look Gaussian: ``(cut_sq, gaussian)``.
 
-    Returns the fit with its MAGSAC++ score, and whether its residuals look Gaussian: the kurtosis
-    ``E[r^4] / E[r^2]^2`` of the selected matches is 2 for 2-D Gaussian noise and well above for the heavier
-    tails of real keypoint matches, where the MAGSAC++ fit is the more accurate.
+    The cut is the 0.9999 quantile of the residual at the noise level of :func:`noise_variance` (squared,
+    normalised dst units). The kurtosis ``E[r^4] / E[r^2]^2`` of the matches within it is 2 for 2-D Gaussian
+    noise and well above for the heavier tails of real keypoint matches, where the MAGSAC++ fit is more
+    accurate than least squares.
+    """
+    cut_sq = jnp.minimum(2.0 * np.log(1e4) * noise_variance(H, src, dst, valid, thresholds, model),
+                         1.0 / thresholds.inv_max_sq)
+    r2 = squared_residuals(H[None], src, dst, model)[0]
+    inside = valid & (r2 < cut_sq)
+    n = jnp.maximum(jnp.sum(jnp.where(inside, 1.0, 0.0)), 1.0)
+    second = jnp.sum(jnp.where(inside, r2, 0.0)) / n
+    fourth = jnp.sum(jnp.where(inside, r2 * r2, 0.0)) / n
+    return cut_sq, fourth <= _GAUSSIAN_KURTOSIS * second * second
+
+
+def truncated_least_squares(best: Best, src, dst, valid, thresholds: Thresholds, cut_sq, *, model: str,
+                            rounds: int) -> Best:
+    """Least squares of the transfer error over the matches below ``cut_sq`` (from :func:`gaussian_cut`),
+    re-selected every round: the Gaussian maximum-likelihood fit. (A cut at the usual 0.99 quantile biases the
+    fit towards its starting point.) Homographies take Gauss-Newton steps, each kept only if it lowers the
+    cost; affine maps are solved exactly. Returns the fit with its MAGSAC++ score.
     """
     k = MODELS[model]
-    cut_sq = jnp.minimum(2.0 * np.log(1e4) * noise_variance(best.H, src, dst, valid, thresholds, model),
-                         1.0 / thresholds.inv_max_sq)
 
     def round_(_, state):
         H, r2 = state
         weights = jnp.where(valid & (r2 < cut_sq), 1.0, 0.0)
         if model == "homography":
-            H_new = gauss_newton_step(H, src, dst, weights, batched=batched)
+            H_new = gauss_newton_step(H, src, dst, weights)
         else:
             H_new = _fit_affine_least_squares(src, dst, weights)
         r2_new = squared_residuals(H_new[None], src, dst, model)[0]
@@ -121,9 +131,4 @@ def truncated_least_squares(best: Best, src, dst, valid, thresholds: Thresholds,
     H = normalise_scale(best.H)
     H, r2 = jax.lax.fori_loop(0, rounds, round_, (H, squared_residuals(H[None], src, dst, model)[0]))
     score, count = score_residuals(r2, valid, thresholds)
-    inside = valid & (r2 < cut_sq)
-    n = jnp.maximum(jnp.sum(jnp.where(inside, 1.0, 0.0)), 1.0)
-    second = jnp.sum(jnp.where(inside, r2, 0.0)) / n
-    fourth = jnp.sum(jnp.where(inside, r2 * r2, 0.0)) / n
-    gaussian = fourth <= _GAUSSIAN_KURTOSIS * second * second
-    return Best(H, score, count), gaussian
+    return Best(H, score, count)

@@ -78,12 +78,24 @@ def prosac_schedule(n_valid, size: int, k: int, growth):
     return jnp.where(n < k, 0.0, jnp.where(n > n_valid_f, jnp.inf, t_prime))
 
 
-def _subset_sizes(schedule, sample_number, n_valid, k: int):
-    """``n(t)`` for 1-based sample numbers ``(S,)`` int32, and whether its ``n``-th match is forced in."""
-    t = sample_number.astype(jnp.float32)
-    n = jnp.searchsorted(schedule, t, side="left").astype(jnp.int32) + 1
-    n = jnp.clip(n, k, jnp.maximum(n_valid, k))
-    return n, t <= schedule[n - 1]
+def _subset_sizes(schedule, first, size: int, n_valid, k: int):
+    """``n(t)`` for the ``size`` samples from number ``first`` (0-based) on, ``(size,)`` int32, and whether the
+    ``n``-th match is forced in.
+
+    ``n(t) - 1`` is the number of schedule entries below ``t`` (1-based). Entries from ``k - 1`` on grow by about 1
+    or more per step, so the samples ``t .. t + size - 1`` need only the ``size + 1`` entries from ``n(t) - 1`` on:
+    one count per chunk and a comparison window, instead of a binary search (a chain of gathers) per sample.
+    """
+    t = (first + 1 + jnp.arange(size, dtype=jnp.int32)).astype(jnp.float32)
+    # entries below the first sample number (>= k - 1: those are 0); a count, where a binary search is a loop
+    base = jnp.sum(jnp.where(schedule < t[0], 1, 0), dtype=jnp.int32)
+    window = jax.lax.dynamic_slice(jnp.concatenate([schedule, jnp.full((size + 1,), jnp.inf, schedule.dtype)]),
+                                   (base,), (size + 1,))  # entries base .. base + size (one spare: rounding)
+    below = base + jnp.sum(jnp.where(window[None, :] < t[:, None], 1, 0), axis=1, dtype=jnp.int32)
+    # The first entry not below t is entry n - 1, so t <= schedule[n - 1], unless that is past the last finite
+    # entry (n_valid - 1; the rest are +inf) and n is clipped back to n_valid.
+    last = jnp.maximum(n_valid, k)
+    return jnp.maximum(jnp.minimum(below + 1, last), k), below + 1 <= last
 
 
 def draw_samples(key_bits, order, n_valid, first, size: int, k: int, schedule=None):
@@ -101,7 +113,7 @@ def draw_samples(key_bits, order, n_valid, first, size: int, k: int, schedule=No
         n = jnp.broadcast_to(jnp.maximum(n_valid, k), sample.shape)
         forced = jnp.zeros(sample.shape, bool)
     else:
-        n, forced = _subset_sizes(schedule, sample + 1, n_valid, k)
+        n, forced = _subset_sizes(schedule, first, size, n_valid, k)
     pool = n - forced.astype(jnp.int32)  # ranks 0 .. pool - 1 are drawn from
     counter = sample.astype(jnp.uint32)[:, None] * jnp.uint32(k) + jnp.arange(k, dtype=jnp.uint32)
     u = hash_uniform(key_bits, counter)  # (size, k)

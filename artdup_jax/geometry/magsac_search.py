@@ -4,7 +4,8 @@ scheduling over a batch of pairs.
 A :class:`Problem` is one pair in Hartley-normalised coordinates with what the sampler needs; a
 :class:`State` is the number of minimal samples drawn and the best model so far. :func:`search` draws,
 fits and scores a chunk of hypotheses at a time until the adaptive stopping rule is met; :func:`search_batch`
-does the same for a vmapped batch of problems without letting its slowest pair set the cost of all.
+does the same for a vmapped batch of problems without letting its slowest pair set the cost of all, nor
+its pairs without a new best pay for the local optimisation of the others (:func:`map_flagged`).
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ import jax.numpy as jnp
 
 from artdup_jax.geometry.magsac_local import Best, sigma_consensus
 from artdup_jax.geometry.magsac_sampling import draw_samples
-from artdup_jax.geometry.magsac_scoring import Thresholds, score_models
+from artdup_jax.geometry.magsac_scoring import Thresholds, score_models, squared_residuals
 from artdup_jax.geometry.ransac import (
     MODELS,
     _minimal_affine,
-    _minimal_homography,
     _required_iterations,
     _sample_is_usable,
 )
@@ -30,6 +30,7 @@ PREEMPTION_ROWS = 64  # matches every hypothesis is scored on first (when there 
 _FULLY_SCORED = 2  # hypotheses per chunk then scored on every match
 _LO_ROUNDS = 1  # sigma-consensus++ rounds on a new best hypothesis
 GROUP_FRACTION = 8  # a batch's search advances P / 8 pairs (at least 1) per step
+_LO_FRACTION = 4  # ... and optimises its new bests a quarter of those at a time
 
 
 class Problem(NamedTuple):
@@ -57,6 +58,35 @@ def initial_state(dtype=jnp.float32) -> State:
     return State(jnp.int32(0), Best(jnp.eye(3, dtype=dtype), jnp.asarray(-1.0, dtype), jnp.int32(0)))
 
 
+def _square_to_quad(x, y):
+    """Entries (row-major list of 9) of the homography, up to scale, from the unit square to the quadrilaterals
+    ``x, y`` (lists of 4 arrays): ``ransac._square_to_quad`` written on separate arrays, one per entry."""
+    sx, sy = x[0] - x[1] + x[2] - x[3], y[0] - y[1] + y[2] - y[3]
+    dx1, dx2, dy1, dy2 = x[1] - x[2], x[3] - x[2], y[1] - y[2], y[3] - y[2]
+    den = dx1 * dy2 - dx2 * dy1
+    g, h = sx * dy2 - dx2 * sy, dx1 * sy - sx * dy1
+    return [(x[1] - x[0]) * den + g * x[1], (x[3] - x[0]) * den + h * x[3], x[0] * den,
+            (y[1] - y[0]) * den + g * y[1], (y[3] - y[0]) * den + h * y[3], y[0] * den, g, h, den]
+
+
+def _minimal_homographies(sample_src, sample_dst):
+    """Exact homographies through minimal samples ``(C, 4, 2)``: ``(C, 3, 3)``, unit Frobenius norm, the sign
+    chosen so that the sample's src points have ``z > 0`` in sum (as ``ransac._minimal_homography``, then
+    oriented). Computed on ``(C,)`` arrays, one per matrix entry: ``(C, 3, 3)`` layouts vectorise poorly on CPU.
+    """
+    xs, ys = [sample_src[:, i, 0] for i in range(4)], [sample_src[:, i, 1] for i in range(4)]
+    a, b, c, d, e, f, g, h, i = _square_to_quad(xs, ys)
+    adjugate = [e * i - f * h, c * h - b * i, b * f - c * e, f * g - d * i, a * i - c * g, c * d - a * f,
+                d * h - e * g, b * g - a * h, a * e - b * d]
+    q = _square_to_quad([sample_dst[:, j, 0] for j in range(4)], [sample_dst[:, j, 1] for j in range(4)])
+    m = [q[3 * r] * adjugate[col] + q[3 * r + 1] * adjugate[3 + col] + q[3 * r + 2] * adjugate[6 + col]
+         for r in range(3) for col in range(3)]
+    norm = jnp.sqrt(sum(v * v for v in m))
+    z = sum(m[6] * x + m[7] * y + m[8] for x, y in zip(xs, ys))
+    scale = jnp.where(z < 0, -1.0, 1.0) / jnp.where(norm > 0, norm, 1.0)
+    return jnp.stack([v * scale for v in m], -1).reshape(-1, 3, 3)
+
+
 def _orient(H, sample_src):
     """Flip the sign of ``(C, 3, 3)`` so that the sample points ``(C, k, 2)`` have ``z > 0``."""
     z = H[:, 2:3, 0] * sample_src[..., 0] + H[:, 2:3, 1] * sample_src[..., 1] + H[:, 2:3, 2]
@@ -69,25 +99,34 @@ def _hypotheses(problem: Problem, first, *, model: str, chunk: int, prosac: bool
     rows = draw_samples(problem.key_bits, problem.order, problem.n_valid, first, chunk, k,
                         problem.schedule if prosac else None)
     sample_src, sample_dst = problem.src[rows], problem.dst[rows]  # (chunk, k, 2)
-    fit = _minimal_homography if model == "homography" else _minimal_affine
-    H = fit(sample_src, sample_dst)
+    if model == "homography":
+        H = _minimal_homographies(sample_src, sample_dst)
+    else:
+        H = _orient(_minimal_affine(sample_src, sample_dst), sample_src)
     usable = (_sample_is_usable(sample_src, sample_dst, model) & jnp.all(jnp.isfinite(H), axis=(-2, -1))
               & (problem.n_valid >= k) & (first + jnp.arange(chunk) < problem.max_iterations))
-    H = jnp.where(usable[:, None, None], H, jnp.eye(3, dtype=H.dtype))
-    return _orient(H, sample_src), usable
+    return jnp.where(usable[:, None, None], H, jnp.eye(3, dtype=H.dtype)), usable
+
+
+def _rough_scores(H, src, dst, valid, thresholds: Thresholds, model: str):
+    """``(C,)`` cheap stand-ins for the MAGSAC++ scores of ``H`` ``(C, 3, 3)``, for ranking only: the gain
+    replaced by ``max(0, 1 - u)``, ``u = r^2 / (k sigma_max)^2`` (also 1 at 0, decreasing to 0 at the maximum
+    threshold), which needs no square root."""
+    u = squared_residuals(H, src, dst, model) * thresholds.inv_max_sq
+    return jnp.sum(jnp.where(valid & (u < 1.0), 1.0 - u, 0.0), -1)
 
 
 def _best_of_chunk(problem: Problem, H, usable, *, model: str) -> Best:
     """The chunk's best hypothesis by MAGSAC++ score (``score`` -1 if none is usable).
 
-    Where there are more matches than :data:`PREEMPTION_ROWS`, every hypothesis is scored on that many
-    first and only the :data:`_FULLY_SCORED` best of those on every match (preemptive verification: most
-    hypotheses are poor, and a few dozen matches tell them apart).
+    Where there are more matches than :data:`PREEMPTION_ROWS`, every hypothesis is ranked on that many first
+    (by :func:`_rough_scores`) and only the :data:`_FULLY_SCORED` best of those are scored on every match
+    (preemptive verification: most hypotheses are poor, and a few dozen matches tell them apart).
     """
     p = problem
     if p.src.shape[0] > PREEMPTION_ROWS:
         rows, subset_valid = p.subset
-        rough, _ = score_models(H, p.src[rows], p.dst[rows], subset_valid, p.thresholds, model)
+        rough = _rough_scores(H, p.src[rows], p.dst[rows], subset_valid, p.thresholds, model)
         _, top = jax.lax.top_k(jnp.where(usable, rough, -1.0), _FULLY_SCORED)
         H, usable = H[top], usable[top]
     score, count = score_models(H, p.src, p.dst, p.valid, p.thresholds, model)
@@ -95,21 +134,31 @@ def _best_of_chunk(problem: Problem, H, usable, *, model: str) -> Best:
     return Best(H[i], jnp.where(usable[i], score[i], -1.0), count[i])
 
 
-def _step(problem: Problem, state: State, *, model: str, chunk: int, prosac: bool, batched: bool) -> State:
-    """One chunk: draw, fit and score ``chunk`` hypotheses; locally optimise a new best; keep the best."""
+def _candidate(problem: Problem, state: State, *, model: str, chunk: int, prosac: bool) -> Best:
+    """Draw, fit and score the next ``chunk`` hypotheses: the best of them."""
+    H, usable = _hypotheses(problem, state.drawn, model=model, chunk=chunk, prosac=prosac)
+    return _best_of_chunk(problem, H, usable, model=model)
+
+
+def _optimise(problem: Problem, candidate: Best, *, model: str) -> Best:
+    """Local optimisation of a new best: :data:`_LO_ROUNDS` sigma-consensus++ rounds."""
     p = problem
-    H, usable = _hypotheses(p, state.drawn, model=model, chunk=chunk, prosac=prosac)
-    candidate = _best_of_chunk(p, H, usable, model=model)
+    return sigma_consensus(candidate, p.src, p.dst, p.valid, p.thresholds, model=model, rounds=_LO_ROUNDS)
 
-    def optimise(c):
-        return sigma_consensus(c, p.src, p.dst, p.valid, p.thresholds, model=model, rounds=_LO_ROUNDS,
-                               batched=batched)
 
-    # Only a new best is optimised (under vmap both branches run, then select).
-    candidate = jax.lax.cond(candidate.score > state.best.score, optimise, lambda c: c, candidate)
+def _keep(state: State, candidate: Best, chunk: int) -> State:
     better = candidate.score > state.best.score
     best = jax.tree.map(lambda new, old: jnp.where(better, new, old), candidate, state.best)
     return State(state.drawn + chunk, best)
+
+
+def _step(problem: Problem, state: State, *, model: str, chunk: int, prosac: bool) -> State:
+    """One chunk: draw, fit and score ``chunk`` hypotheses; locally optimise a new best; keep the best."""
+    candidate = _candidate(problem, state, model=model, chunk=chunk, prosac=prosac)
+    # Only a new best is optimised (under vmap both branches run, then select).
+    candidate = jax.lax.cond(candidate.score > state.best.score,
+                             lambda c: _optimise(problem, c, model=model), lambda c: c, candidate)
+    return _keep(state, candidate, chunk)
 
 
 def _unfinished(problem: Problem, state: State, *, model: str):
@@ -132,7 +181,7 @@ def search_batch(problems: Problem, states: State, **static) -> State:
     scatters them back: every pair gets a first chunk, then the few hard ones share the steps that follow.
     Every pair still sees exactly its own sequence of chunks.
     """
-    model = static["model"]
+    model, chunk, prosac = static["model"], static["chunk"], static["prosac"]
     num_pairs = problems.n_valid.shape[0]
     group = max(1, num_pairs // GROUP_FRACTION)
     unfinished = jax.vmap(functools.partial(_unfinished, model=model))
@@ -144,11 +193,37 @@ def search_batch(problems: Problem, states: State, **static) -> State:
         _, rows = jax.lax.top_k(priority, group)
         take = functools.partial(jax.tree.map, lambda a: a[rows])
 
-        def advance(problem, state, go):
-            stepped = _step(problem, state, **static)
-            return jax.tree.map(lambda new, old: jnp.where(go, new, old), stepped, state)
-
-        done = jax.vmap(advance)(take(problems), take(states), waiting[rows])
+        group_problems, group_states, go = take(problems), take(states), waiting[rows]
+        candidates = jax.vmap(functools.partial(_candidate, model=model, chunk=chunk, prosac=prosac))(
+            group_problems, group_states)
+        # Only the pairs with a new best are optimised, a few at a time (a vmapped cond would optimise all).
+        improved = go & (candidates.score > group_states.best.score)
+        optimise = functools.partial(_optimise, model=model)
+        candidates = map_flagged(optimise, improved, candidates, (group_problems, candidates), _LO_FRACTION)
+        stepped = jax.vmap(functools.partial(_keep, chunk=chunk))(group_states, candidates)
+        done = jax.tree.map(lambda new, old: jnp.where(go.reshape(go.shape + (1,) * (new.ndim - 1)), new, old),
+                            stepped, group_states)
         return jax.tree.map(lambda all_, part: all_.at[rows].set(part), states, done)
 
     return jax.lax.while_loop(lambda s: jnp.any(unfinished(problems, s)), step_group, states)
+
+
+def map_flagged(fn, flags, default, args, fraction: int = GROUP_FRACTION):
+    """``fn`` vmapped over the pairs where ``flags`` ``(P,)`` is set, ``default`` (a pytree with leading ``(P,)``)
+    elsewhere: ``fn(*args[p])`` for flagged ``p``. A few flagged pairs do not make the whole batch pay: the
+    flagged pairs are taken ``P / fraction`` at a time (none at all if none is flagged).
+    """
+    num_pairs = flags.shape[0]
+    group = max(1, num_pairs // fraction)
+    first_rows = -jnp.arange(num_pairs, dtype=jnp.float32)
+
+    def step(carry):
+        out, todo = carry
+        _, rows = jax.lax.top_k(jnp.where(todo, first_rows, -jnp.inf), group)
+        go = todo[rows]
+        done = jax.vmap(fn)(*jax.tree.map(lambda a: a[rows], args))
+        part = jax.vmap(lambda g, new, old: jax.tree.map(lambda u, v: jnp.where(g, u, v), new, old))(
+            go, done, jax.tree.map(lambda a: a[rows], out))
+        return jax.tree.map(lambda all_, p: all_.at[rows].set(p), out, part), todo.at[rows].set(False)
+
+    return jax.lax.while_loop(lambda c: jnp.any(c[1]), step, (default, flags))[0]
