@@ -50,19 +50,25 @@ class DiscoveryRun:
     maps_computed: int
 
 
+CACHE_BYTES = 1 << 28  # feature maps kept in memory by a folder discovery (the rest are read back from its cache)
+
+
 def discover_folder(folder: str | os.PathLike, out: str | os.PathLike, config: DiscoveryConfig = DiscoveryConfig(),
                     *, checkpoint: str | None = None, cache: str | None = None,
-                    iiif: dict | None = None) -> DiscoveryRun:
+                    iiif: dict | None = None, progress: bool = True) -> DiscoveryRun:
     """ArtMiner discovery over ``folder``'s images (``checkpoint``: ArtMiner weights; None: random weights
     from ``config.seed``, a smoke test only); writes ``out/discovery.json``. ``iiif``: what the folder's IIIF
     input reported (``app.iiif_input.input_report``: its canvases that failed, each file's canvas), kept in
-    the document as ``"iiif"``."""
+    the document as ``"iiif"``. ``progress``: a bar per stage (features, verification, grouping) on stderr."""
     variables = load_weights(checkpoint) if checkpoint else init_variables(config.seed)
     paths, skipped = image_files(folder)
     start = time.perf_counter()
     cache_dir = cache or os.fspath(Path(out) / "cache")
-    feature_cache = FeatureCache(variables, resample=config.resample, max_batch=config.max_batch, directory=cache_dir)
-    result = discover(variables, paths, config, cache=feature_cache)
+    # Maps go to ``cache_dir`` as they are computed; memory holds at most CACHE_BYTES of them (evicted maps are
+    # read back from disk, the same float32 bits), so the peak is the bank's, not the bank's plus every map.
+    feature_cache = FeatureCache(variables, resample=config.resample, max_batch=config.max_batch, directory=cache_dir,
+                                 max_bytes=CACHE_BYTES)
+    result = discover(variables, paths, config, cache=feature_cache, progress=progress)
     seconds = time.perf_counter() - start
     settings = {**dataclasses.asdict(config), "scales": list(config.scales), "checkpoint": checkpoint,
                 "random_weights": checkpoint is None}

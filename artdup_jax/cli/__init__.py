@@ -316,7 +316,7 @@ def _discover(args) -> int:
                                        settings=fetch_settings(args))
     _print_iiif(source)
     run = discover_folder(folder, args.out, config, checkpoint=args.checkpoint, cache=args.cache,
-                          iiif=input_report(source))
+                          iiif=input_report(source), progress=not args.quiet)
     files = discovery_annotation_files(run, source, Provenance("artminer-discover", args.weights or args.checkpoint),
                                        base_url=args.annotations_base_url)
     document = run.document

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Sequence
+from typing import Callable, Sequence
 
 import jax.numpy as jnp
 import numpy as np
@@ -93,11 +93,12 @@ class FeatureBank:
 
 
 def extract_features(variables: dict, paths: Sequence[str], config: DiscoveryConfig = DiscoveryConfig(), *,
-                     cache: FeatureCache | None = None, store_dtype=np.float32,
-                     chunk: int = 64) -> tuple[FeatureBank, list[tuple[str, str]]]:
+                     cache: FeatureCache | None = None, store_dtype=np.float32, chunk: int = 64,
+                     on_images: Callable[[int], object] | None = None) -> tuple[FeatureBank, list[tuple[str, str]]]:
     """Features of every readable image, computed once per image and scale (``FeatureCache``).
 
     Returns the bank (readable images only, in input order) and ``[(path, error)]`` for unreadable files.
+    ``on_images(n)`` is called after each ``chunk`` of images (a progress bar's ``update``).
     """
     if cache is None:
         cache = FeatureCache(variables, resample=config.resample, max_batch=config.max_batch)
@@ -135,6 +136,8 @@ def extract_features(variables: dict, paths: Sequence[str], config: DiscoveryCon
                     readable.append(path)
                 except ImageReadError as error:
                     unreadable.append((path, str(error)))
+        if on_images is not None:
+            on_images(len(batch))
 
     raw_reference = [np.asarray(cache.get(p, *reference_key(p)), np.float32) for p in readable]
     reference, reference_valid, reference_hw = _pad_flat(
