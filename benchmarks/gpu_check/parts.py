@@ -306,6 +306,8 @@ def _scale_module(ctx: Context, seconds: float) -> dict:
             command += [flag, value]
     if ctx.dry_run:
         command += [f for f in ("--dry-run", "--quick") if f in flags][:1]
+    elif "--sizes" in flags:  # a size that fits the part's minute first; the next only if its rates say it fits
+        command += ["--sizes", "200,1000"]
     finished = ctx.run("scale", command, seconds)
     status = "ok" if finished.ok else ("timed out" if finished.timed_out else "failed")
     markdown = markdown_path.read_text() if markdown_path.exists() else ""
