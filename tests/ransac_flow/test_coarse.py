@@ -1,6 +1,9 @@
 """Coarse stage: scale pyramid, resize rules, and homography recovery from feature matches."""
 
+import os
+
 import numpy as np
+import pytest
 import jax.numpy as jnp
 import cv2
 
@@ -56,10 +59,8 @@ def test_all_target_cells_excluded_gives_no_homography():
     assert result.matrix is None and result.num_matches == 0
 
 
-def test_sift_homography_aligns_a_real_hpatches_pair():
-    import os
-    import pytest
-
+@pytest.mark.parametrize("estimator", coarse.ESTIMATORS)
+def test_sift_homography_aligns_a_real_hpatches_pair(estimator):
     folder = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "hpatches", "v_churchill")
     if not os.path.isdir(folder):
         pytest.skip("../shared/data/hpatches is absent (only CI and project machines have it)")
@@ -68,7 +69,7 @@ def test_sift_homography_aligns_a_real_hpatches_pair():
         return cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2)).astype(np.float32) / 255
     source, target = read("1.ppm"), read("2.ppm")
     truth_1_to_2 = np.loadtxt(os.path.join(folder, "H_1_2"))
-    result = coarse.sift_homography(source, target)
+    result = coarse.sift_homography(source, target, estimator=estimator)
     assert result.matrix is not None and result.num_inliers >= 20
     # Target pixel -> source pixel, at half resolution: S · H_1_2^-1 · S^-1.
     scale = np.diag([0.5, 0.5, 1.0])
