@@ -8,7 +8,6 @@ from artdup_jax.geometry.homography import apply_homography
 from artdup_jax.ransac_flow import coarse
 
 
-
 def _perfect_matcher_features(truth, h=12, w=12, outliers=0.2, seed=0):
     """Target cells carry the feature of the source cell ``truth`` (target -> source, normalised) sends them
     to; a fraction ``outliers`` of the target cells carry a random source cell's feature instead."""
