@@ -183,6 +183,29 @@ def test_batched_scores_equal_per_pair_scores(mixed_bank):
         assert float(single["score"]) == pytest.approx(float(batched.scores[k]), rel=1e-5, abs=1e-7)
 
 
+def test_the_bank_filled_in_place_equals_padded_lists_of_every_map(mixed_bank):
+    """``extract_features`` fills the padded arrays one image at a time: the same arrays, bit for bit, as
+    ``_pad_flat`` of the lists of every prepared map (maps of two sizes, so padding after the smaller ones)."""
+    from artdup_jax.artminer.discovery.bank import PAD_CELLS, _pad_flat, prepare_reference, prepare_target
+    from artdup_jax.artminer.discovery.candidates import global_descriptors
+
+    bank, cache = mixed_bank
+    reference = [prepare_reference(cache.get(p, CONFIG.reference_cells, CONFIG.reference_min_cells), CONFIG.margin,
+                                   CONFIG.saliency) for p in bank.paths]
+    expected = [_pad_flat(reference, np.float32, PAD_CELLS)]
+    expected += [_pad_flat([prepare_target(cache.get(p, s, CONFIG.target_min_cells)) for p in bank.paths],
+                           np.float32, PAD_CELLS) for s in CONFIG.scales]
+    filled = [(bank.reference, bank.reference_valid, bank.reference_hw)]
+    filled += [(t, v, bank.target_hw[:, s]) for s, (t, v) in enumerate(zip(bank.targets, bank.target_valid))]
+    for (cells, valid, hw), (cells_ref, valid_ref, hw_ref) in zip(filled, expected, strict=True):
+        assert cells.dtype == cells_ref.dtype and cells.tobytes() == cells_ref.tobytes()
+        np.testing.assert_array_equal(valid, valid_ref)
+        np.testing.assert_array_equal(hw, hw_ref)
+    descriptors = global_descriptors([cache.get(p, CONFIG.descriptor_cells, CONFIG.target_min_cells)
+                                      for p in bank.paths])
+    assert bank.descriptors.tobytes() == descriptors.tobytes()
+
+
 @pytest.fixture(scope="module")
 def planted(exact_copies, variables):
     paths = [str(exact_copies.folder / n) for n in exact_copies.images]

@@ -20,6 +20,7 @@ from artdup_jax.artminer.collection import FeatureCache
 from artdup_jax.artminer.discovery.candidates import global_descriptors
 from artdup_jax.artminer.discovery.config import DiscoveryConfig
 from artdup_jax.artminer.model import l2_normalise
+from artdup_jax.data.host_memory import release_free_heap
 from artdup_jax.data.images import ImageReadError
 
 PAD_CELLS = 64  # bank cell lists are padded to multiples of this (fewer distinct shapes, fewer compilations)
@@ -139,23 +140,56 @@ def extract_features(variables: dict, paths: Sequence[str], config: DiscoveryCon
         if on_images is not None:
             on_images(len(batch))
 
-    raw_reference = [np.asarray(cache.get(p, *reference_key(p)), np.float32) for p in readable]
-    reference, reference_valid, reference_hw = _pad_flat(
-        [prepare_reference(m, config.margin, config.saliency) for m in raw_reference], store_dtype, PAD_CELLS)
-    targets, target_valid, target_hw = [], [], []
-    for scale in config.scales:
-        flat, valid, hw = _pad_flat([prepare_target(cache.get(p, scale, config.target_min_cells))
-                                     for p in readable], store_dtype, PAD_CELLS)
-        targets.append(flat)
-        target_valid.append(valid)
-        target_hw.append(hw)
-    bank = FeatureBank(
+    release_free_heap()  # the pages of the maps read or computed above, before the bank takes their place
+    bank = _fill_bank(cache, readable, config, store_dtype, reference_key)
+    release_free_heap()
+    return bank, unreadable
+
+
+def _padded_length(hw: np.ndarray) -> int:
+    """Cells per image of a padded ``(N, L, D)`` array for maps of ``hw`` ``(N, 2)``: the largest ``R C``
+    rounded up to ``PAD_CELLS`` (as ``_pad_flat``)."""
+    return _round_up(max(1, int((hw[:, 0] * hw[:, 1]).max(initial=1))), PAD_CELLS)
+
+
+def _fill_bank(cache: FeatureCache, readable: list[str], config: DiscoveryConfig, store_dtype,
+               reference_key: Callable[[str], tuple[int, int]]) -> FeatureBank:
+    """The bank of ``readable`` (every map in ``cache`` or its directory), filled in place one image at a time.
+
+    The padded arrays are allocated once from the maps' sizes (``cache.map_size``, nothing computed); each
+    image's maps are then read, prepared and copied in, so the host holds the bank and one image's maps, never
+    the bank and a list of every map (the same arrays as ``_pad_flat`` of the lists, zeros after each map).
+    """
+    margin = config.margin
+    reference_hw = np.array([[max(0, n - 2 * margin) for n in cache.map_size(p, *reference_key(p))]
+                             for p in readable], np.int32).reshape(-1, 2)
+    target_hw = [np.array([cache.map_size(p, scale, config.target_min_cells) for p in readable],
+                          np.int32).reshape(-1, 2) for scale in config.scales]
+    depth = cache.get(readable[0], *reference_key(readable[0])).shape[-1] if readable else 1
+    reference = np.zeros((len(readable), _padded_length(reference_hw), depth), store_dtype)
+    targets = [np.zeros((len(readable), _padded_length(hw), depth), store_dtype) for hw in target_hw]
+
+    def put(out: np.ndarray, i: int, hw: np.ndarray, cells: np.ndarray) -> None:
+        if tuple(cells.shape[:2]) != tuple(hw[i]):
+            raise ValueError(f"{readable[i]}: a map of {cells.shape[:2]} cells where {tuple(hw[i])} was planned")
+        out[i, : hw[i, 0] * hw[i, 1]] = np.asarray(cells, store_dtype).reshape(-1, depth)
+
+    descriptor_maps = []  # the smallest maps (a few hundred cells each), pooled at the end
+    for i, path in enumerate(readable):  # images, not pairs
+        raw = np.asarray(cache.get(path, *reference_key(path)), np.float32)
+        put(reference, i, reference_hw, prepare_reference(raw, margin, config.saliency))
+        for s, scale in enumerate(config.scales):
+            put(targets[s], i, target_hw[s], prepare_target(cache.get(path, scale, config.target_min_cells)))
+        descriptor_maps.append(np.asarray(cache.get(path, config.descriptor_cells, config.target_min_cells)))
+
+    def valid(hw: np.ndarray, length: int) -> np.ndarray:
+        return np.arange(length)[None, :] < (hw[:, 0] * hw[:, 1])[:, None]
+
+    return FeatureBank(
         paths=readable,
         image_hw=np.array([cache.image_size(p) for p in readable], np.int64).reshape(-1, 2),
-        reference=reference, reference_valid=reference_valid, reference_hw=reference_hw,
-        targets=targets, target_valid=target_valid,
+        reference=reference, reference_valid=valid(reference_hw, reference.shape[1]), reference_hw=reference_hw,
+        targets=targets, target_valid=[valid(hw, t.shape[1]) for hw, t in zip(target_hw, targets)],
         target_hw=np.stack(target_hw, 1) if readable else np.zeros((0, len(config.scales), 2), np.int32),
-        descriptors=(global_descriptors([cache.get(p, config.descriptor_cells, config.target_min_cells)
-                                         for p in readable]) if readable else np.zeros((0, 1, 1), np.float32)),
-        margin=config.margin)
-    return bank, unreadable
+        descriptors=global_descriptors(descriptor_maps) if readable else np.zeros((0, 1, 1), np.float32),
+        margin=margin)

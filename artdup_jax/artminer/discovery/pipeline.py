@@ -13,6 +13,7 @@ from artdup_jax.artminer.discovery.candidates import all_pairs, candidate_pairs,
 from artdup_jax.artminer.discovery.config import DiscoveryConfig
 from artdup_jax.artminer.discovery.groups import Group, RegionGroup, group_pairs
 from artdup_jax.artminer.discovery.verification import PairScores, score_pairs
+from artdup_jax.data.host_memory import release_free_heap
 from artdup_jax.data.progress import bar
 
 
@@ -39,12 +40,14 @@ def score_in_steps(bank: FeatureBank, pairs: np.ndarray, config: DiscoveryConfig
     """``score_pairs(bank, directed(pairs, config.symmetric), config)``, ``pairs_per_step`` unordered pairs a
     call with a progress bar; the rows in the same order (every forward row, then every backward one). A pair's
     score depends on its two images and the bank, not on the other pairs of its call, so the scores are those of
-    one call."""
+    one call. Freed heap pages go back to the system after each call (``release_free_heap``), so the resident
+    set stays the bank's plus one call's working set."""
     parts = []
     with bar(len(pairs), "verification", enabled=progress, unit="pair") as progress_bar:
         for begin in range(0, len(pairs), pairs_per_step):
             chunk = pairs[begin:begin + pairs_per_step]
             parts.append((len(chunk), score_pairs(bank, directed(chunk, config.symmetric), config)))
+            release_free_heap()  # a call's freed buffers (and the first call's compilation) leave the resident set
             progress_bar.update(len(chunk))
     if not parts:
         return score_pairs(bank, directed(pairs, config.symmetric), config)
