@@ -47,14 +47,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from artdup_jax.data.warped_photos import PHOTOS, warped_photo_pairs
+
 THRESHOLD = 3.0
 MAX_ITERATIONS = 10_000
 CONFIDENCE = 0.999
 SOLVED_PX = 3.0
 RATIO = 0.8
 HPATCHES_DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "hpatches" / "v_churchill"
-SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "immunohistochemistry", "coins",
-                  "moon", "clock", "brick")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,31 +78,14 @@ class Pair:
 # ----------------------------------------------------------------------------------------------------
 
 
-def _grey(image: np.ndarray) -> np.ndarray:
-    if image.ndim == 3:
-        image = cv2.cvtColor(image[..., :3], cv2.COLOR_RGB2GRAY)
-    return image
-
-
-def _features(grey: np.ndarray):
-    from artdup_jax.geometry.sift import sift_features
-
-    rgb = np.repeat(grey[..., None], 3, axis=-1).astype(np.float32) / 255.0  # the front end's input convention
-    return sift_features(rgb)
-
-
 def sift_matches(grey_a: np.ndarray, grey_b: np.ndarray, ratio: float = RATIO):
-    """SIFT (:func:`artdup_jax.geometry.sift.sift_features`) + Lowe's ratio test, a -> b, on ``(H, W)`` uint8
-    images: ``(src, dst, quality)``, ``(M, 2)`` float32 pixels and ``(M,)`` quality ``-d1/d2`` (higher is
-    better; the ratio itself is what PROSAC needs, which ``sift.ratio_matches`` does not return)."""
-    a, b = _features(grey_a), _features(grey_b)
-    if len(a) < 2 or len(b) < 2:
-        return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32), np.zeros((0,), np.float32)
-    knn = cv2.BFMatcher(cv2.NORM_L2).knnMatch(a.descriptors, b.descriptors, k=2)
-    good = [(m.queryIdx, m.trainIdx, m.distance / max(n.distance, 1e-12))
-            for m, n in (p for p in knn if len(p) == 2) if m.distance < ratio * n.distance]
-    rows = np.array([(i, j) for i, j, _ in good], np.int64).reshape(-1, 2)
-    return a.xy[rows[:, 0]], b.xy[rows[:, 1]], -np.float32([r for _, _, r in good])
+    """SIFT (the library's front end, ``geometry.sift``) + Lowe's ratio test, a -> b, on ``(H, W)`` uint8 images:
+    ``(src, dst, quality)``, ``(M, 2)`` float32 pixels and ``(M,)`` quality ``-d1/d2`` (higher is better)."""
+    from artdup_jax.geometry.sift import ratio_matches, sift_features
+
+    a, b = (sift_features(np.repeat(g[..., None], 3, axis=-1).astype(np.float32) / 255.0) for g in (grey_a, grey_b))
+    rows, ratios = ratio_matches(a.descriptors, b.descriptors, ratio, return_ratios=True)
+    return a.xy[rows[:, 0]], b.xy[rows[:, 1]], -ratios
 
 
 def hpatches_pairs(folder: Path) -> list[Pair]:
@@ -119,28 +102,13 @@ def hpatches_pairs(folder: Path) -> list[Pair]:
     return pairs
 
 
-def random_homography(rng: np.random.Generator, size_hw, max_shift: float = 0.2) -> np.ndarray:
-    """Pixel homography moving each image corner by up to ``max_shift`` of the image size."""
-    h, w = size_hw
-    corners = np.float32([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]])
-    moved = corners + rng.uniform(-max_shift, max_shift, (4, 2)).astype(np.float32) * np.float32([w, h])
-    return cv2.getPerspectiveTransform(corners, moved).astype(np.float64)
-
-
-def synthetic_pairs(photos=SKIMAGE_PHOTOS, per_photo: int = 3, seed: int = 0) -> list[Pair]:
-    """Each photo onto ``per_photo`` warped copies of itself (known homography, pixel noise sigma 2)."""
-    import skimage.data
-
-    rng = np.random.default_rng(seed)
+def synthetic_pairs(photos=PHOTOS, per_photo: int = 3, seed: int = 0) -> list[Pair]:
+    """Each photo onto ``per_photo`` warped copies of itself (``data.warped_photos``: known homography, pixel
+    noise sigma 2)."""
     pairs = []
-    for photo in photos:
-        image = _grey(np.asarray(getattr(skimage.data, photo)()))
-        for i in range(per_photo):
-            H_true = random_homography(rng, image.shape[:2])
-            warped = cv2.warpPerspective(image, H_true, image.shape[::-1], flags=cv2.INTER_LINEAR)
-            noisy = np.clip(warped + rng.normal(0, 2.0, warped.shape), 0, 255).astype(np.uint8)
-            src, dst, quality = sift_matches(image, noisy)
-            pairs.append(Pair(f"{photo} #{i}", src, dst, quality, H_true, image.shape[:2]))
+    for warped in warped_photo_pairs(photos, per_photo, seed=seed):
+        src, dst, quality = sift_matches(warped.source, warped.target)
+        pairs.append(Pair(warped.name, src, dst, quality, warped.homography, warped.source.shape[:2]))
     return pairs
 
 
@@ -405,7 +373,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="2 photos, 1 warp each, 64 pairs per batch")
     parser.add_argument("--json", type=Path, help="write the numbers here")
     args = parser.parse_args(argv)
-    photos = SKIMAGE_PHOTOS[:2] if args.quick else SKIMAGE_PHOTOS
+    photos = PHOTOS[:2] if args.quick else PHOTOS
     per_photo = 1 if args.quick else args.per_photo
     batch_pairs = 64 if args.quick else args.batch_pairs
     discovery_count = 64 if args.quick else args.discovery_pairs
