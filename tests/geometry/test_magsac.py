@@ -20,24 +20,11 @@ from artdup_jax.geometry.magsac_scoring import (
     magsac_weight,
     sigma_quantile,
 )
+from tests.geometry.random_models import random_affine, random_homography
 
 SIZE = 640.0
 N = 200  # matches per pair: pads to 256 rows
 ROWS = 256
-
-
-def _random_homography(rng):
-    H = np.eye(3) + np.concatenate([rng.normal(0, 0.1, (2, 3)), rng.normal(0, 2e-4, (1, 3))])
-    H[:2, 2] = rng.normal(0, 20, 2)
-    H[2, 2] = 1.0
-    return H
-
-
-def _random_affine(rng):
-    A = np.eye(3)
-    A[:2] += rng.normal(0, 0.15, (2, 3))
-    A[:2, 2] = rng.normal(0, 20, 2)
-    return A
 
 
 def _matches(H, outlier_ratio, noise, seed, n=N, heavy_tailed=False):
@@ -121,7 +108,7 @@ def test_prosac_samples_grow_from_the_best_matches():
 
 
 def test_exact_recovery_with_half_outliers():
-    H_true = _random_homography(np.random.default_rng(0))
+    H_true = random_homography(np.random.default_rng(0))
     src, dst, true_inliers = _matches(H_true, 0.5, 0.0, seed=1)
     H, mask = find_homography_magsac(src, dst, threshold=3.0)
     assert H.shape == (3, 3) and H.dtype == np.float64 and H[2, 2] == pytest.approx(1.0)
@@ -134,7 +121,7 @@ def test_exact_recovery_with_half_outliers():
 def test_at_least_as_accurate_as_opencv_magsac(heavy_tailed):
     ours, theirs = [], []
     for seed in range(8):
-        H_true = _random_homography(np.random.default_rng(100 + seed))
+        H_true = random_homography(np.random.default_rng(100 + seed))
         src, dst, _ = _matches(H_true, 0.4, 1.0 if not heavy_tailed else 0.5, seed=200 + seed,
                                heavy_tailed=heavy_tailed)
         ours.append(_corner_error(find_homography_magsac(src, dst, threshold=3.0)[0], H_true))
@@ -144,7 +131,7 @@ def test_at_least_as_accurate_as_opencv_magsac(heavy_tailed):
 
 
 def test_prosac_order_finds_the_model_in_the_first_chunk():
-    H_true = _random_homography(np.random.default_rng(3))
+    H_true = random_homography(np.random.default_rng(3))
     src, dst, true_inliers = _matches(H_true, 0.85, 0.5, seed=4)
     quality = np.where(true_inliers, 1.0, 0.0) + np.random.default_rng(5).uniform(0, 0.5, N)
     H, mask = find_homography_magsac(src, dst, quality=quality, threshold=3.0, max_iterations=32)
@@ -153,7 +140,7 @@ def test_prosac_order_finds_the_model_in_the_first_chunk():
 
 
 def test_affine_model_recovers_known_affine():
-    A_true = _random_affine(np.random.default_rng(6))
+    A_true = random_affine(np.random.default_rng(6))
     src, dst, _ = _matches(A_true, 0.4, 0.5, seed=7)
     A, _ = find_homography_magsac(src, dst, threshold=3.0, model="affine")
     A_cv2, _ = cv2.estimateAffine2D(src, dst, method=cv2.USAC_MAGSAC, ransacReprojThreshold=3.0)
@@ -163,7 +150,7 @@ def test_affine_model_recovers_known_affine():
 
 
 def test_deterministic_for_a_seed():
-    src, dst, _ = _matches(_random_homography(np.random.default_rng(8)), 0.5, 1.0, seed=9)
+    src, dst, _ = _matches(random_homography(np.random.default_rng(8)), 0.5, 1.0, seed=9)
     first = find_homography_magsac(src, dst, seed=3)
     second = find_homography_magsac(src, dst, seed=3)
     np.testing.assert_array_equal(first[0], second[0])
@@ -171,7 +158,7 @@ def test_deterministic_for_a_seed():
 
 
 def test_nan_rows_are_ignored():
-    src, dst, _ = _matches(_random_homography(np.random.default_rng(10)), 0.3, 0.5, seed=11)
+    src, dst, _ = _matches(random_homography(np.random.default_rng(10)), 0.3, 0.5, seed=11)
     src[::10] = np.nan
     H, mask = find_homography_magsac(src, dst)
     assert H is not None and np.isfinite(H).all()
@@ -181,7 +168,7 @@ def test_nan_rows_are_ignored():
 def _degenerate_cases():
     rng = np.random.default_rng(12)
     t = rng.uniform(0, SIZE, N)
-    base_src, base_dst, _ = _matches(_random_homography(rng), 0.0, 0.0, seed=13, n=3)
+    base_src, base_dst, _ = _matches(random_homography(rng), 0.0, 0.0, seed=13, n=3)
     return {
         "three_matches": (base_src, base_dst),
         "all_collinear": (np.stack([t, 0.5 * t + 3], -1), np.stack([2 * t + 1, -t + 5], -1)),
@@ -217,7 +204,7 @@ def _batch():
     valid = np.zeros((3, ROWS), bool)
     truths = []
     for p, n in enumerate((200, 150, 120)):
-        truths.append(_random_homography(rng))
+        truths.append(random_homography(rng))
         s, d, _ = _matches(truths[-1], 0.4, 0.5, seed=15 + p, n=n)
         src[p, :n], dst[p, :n], valid[p, :n] = s, d, True
     return src, dst, valid, truths

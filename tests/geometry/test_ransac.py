@@ -10,23 +10,10 @@ from artdup_jax.geometry.ransac import (
     find_homography,
     ransac,
 )
+from tests.geometry.random_models import random_affine, random_homography
 
 SIZE = 640.0
 ITERS = 2000  # plenty for 40-50% outliers; keeps the tests fast
-
-
-def _random_homography(rng):
-    H = np.eye(3) + np.concatenate([rng.normal(0, 0.1, (2, 3)), rng.normal(0, 2e-4, (1, 3))])
-    H[:2, 2] = rng.normal(0, 20, 2)
-    H[2, 2] = 1.0
-    return H
-
-
-def _random_affine(rng):
-    A = np.eye(3)
-    A[:2] += rng.normal(0, 0.15, (2, 3))
-    A[:2, 2] = rng.normal(0, 20, 2)
-    return A
 
 
 def _matches(H, n, outlier_ratio, noise, seed):
@@ -48,7 +35,7 @@ def _corner_error(H_est, H_ref):
 
 def test_recovers_known_homography_at_least_as_well_as_cv2():
     rng = np.random.default_rng(0)
-    H_true = _random_homography(rng)
+    H_true = random_homography(rng)
     src, dst, true_inliers = _matches(H_true, 500, 0.4, 0.5, seed=1)
     H, mask = find_homography(src, dst, threshold=3.0, iterations=ITERS)
     H_cv2, _ = cv2.findHomography(src, dst, cv2.RANSAC, 3.0, maxIters=ITERS, confidence=0.999999999)
@@ -63,7 +50,7 @@ def test_recovers_known_homography_at_least_as_well_as_cv2():
 
 def test_adaptive_stopping_matches_fixed_budget_quality():
     rng = np.random.default_rng(2)
-    H_true = _random_homography(rng)
+    H_true = random_homography(rng)
     src, dst, _ = _matches(H_true, 500, 0.4, 0.5, seed=3)
     H, _ = find_homography(src, dst, threshold=3.0, iterations=ITERS, confidence=0.999)
     assert _corner_error(H, H_true) < 0.5
@@ -71,7 +58,7 @@ def test_adaptive_stopping_matches_fixed_budget_quality():
 
 def test_affine_model_recovers_known_affine():
     rng = np.random.default_rng(4)
-    A_true = _random_affine(rng)
+    A_true = random_affine(rng)
     src, dst, _ = _matches(A_true, 300, 0.4, 0.5, seed=5)
     A, mask = find_homography(src, dst, threshold=3.0, iterations=ITERS, model="affine")
     A_cv2, _ = cv2.estimateAffine2D(src, dst, ransacReprojThreshold=3.0, maxIters=ITERS)
@@ -90,7 +77,7 @@ def test_batched_equals_per_pair_and_ignores_padding():
     valid = np.zeros((3, rows), bool)
     singles = []
     for p, n in enumerate(sizes):
-        s, d, _ = _matches(_random_homography(rng), n, 0.3, 0.5, seed=10 + p)
+        s, d, _ = _matches(random_homography(rng), n, 0.3, 0.5, seed=10 + p)
         src[p, :n], dst[p, :n], valid[p, :n] = s, d, True
         singles.append(find_homography(s, d, threshold=3.0, iterations=ITERS, seed=p))
     batch = find_homographies(src, dst, valid, threshold=3.0, iterations=ITERS, seed=[0, 1, 2])
@@ -105,7 +92,7 @@ def test_batched_equals_per_pair_and_ignores_padding():
 
 
 def test_deterministic_for_a_seed():
-    src, dst, _ = _matches(_random_homography(np.random.default_rng(7)), 300, 0.5, 0.5, seed=8)
+    src, dst, _ = _matches(random_homography(np.random.default_rng(7)), 300, 0.5, 0.5, seed=8)
     first = find_homography(src, dst, threshold=3.0, iterations=ITERS, seed=3)
     second = find_homography(src, dst, threshold=3.0, iterations=ITERS, seed=3)
     np.testing.assert_array_equal(first[0], second[0])
@@ -113,7 +100,7 @@ def test_deterministic_for_a_seed():
 
 
 def test_result_does_not_depend_on_chunk_size():
-    src, dst, _ = _matches(_random_homography(np.random.default_rng(9)), 128, 0.5, 0.5, seed=9)
+    src, dst, _ = _matches(random_homography(np.random.default_rng(9)), 128, 0.5, 0.5, seed=9)
     args = (jax.random.key(0), src, dst, np.ones(128, bool))
     a = ransac(*args, threshold=3.0, iterations=200)  # one chunk of 200
     b = ransac(*args, threshold=3.0, iterations=200, chunk=64)
@@ -127,7 +114,7 @@ def _degenerate_cases():
     t = rng.uniform(0, SIZE, 40)
     line_src = np.stack([t, 0.5 * t + 3], -1)
     line_dst = np.stack([2 * t + 1, -t + 5], -1)
-    base_src, base_dst, _ = _matches(_random_homography(rng), 3, 0.0, 0.0, seed=12)
+    base_src, base_dst, _ = _matches(random_homography(rng), 3, 0.0, 0.0, seed=12)
     nan = np.full((30, 2), np.nan)
     return {
         "three_matches": (base_src, base_dst),
@@ -163,7 +150,7 @@ def test_no_model_result_is_nan_free_identity():
 
 
 def test_nan_rows_are_ignored():
-    src, dst, _ = _matches(_random_homography(np.random.default_rng(13)), 300, 0.3, 0.5, seed=13)
+    src, dst, _ = _matches(random_homography(np.random.default_rng(13)), 300, 0.3, 0.5, seed=13)
     src[::10] = np.nan
     H, mask = find_homography(src, dst, threshold=3.0, iterations=ITERS)
     assert H is not None and np.isfinite(H).all()
