@@ -45,6 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from artdup_jax.geometry.cpu_execution import cpu_jit, map_core_shards
 from artdup_jax.geometry.homography import compose, invert, normalise_scale
 from artdup_jax.geometry.magsac_local import Best, gaussian_cut, sigma_consensus, truncated_least_squares
 from artdup_jax.geometry.magsac_sampling import prosac_schedule, sample_order, stratified_rows
@@ -62,6 +63,7 @@ from artdup_jax.geometry.magsac_search import (
 from artdup_jax.geometry.ransac import MODELS, _as_points
 
 DEFAULT_CHUNK = 32  # hypotheses per loop step
+_MIN_SHARD = 16  # pairs: a batch is split across the CPU's cores in shards of at least this many
 DEFAULT_MAX_THRESHOLD = 8.0  # px; k * sigma_max when sigma_max is not given (OpenCV USAC's homography default)
 _POLISH_ROUNDS = 2  # sigma-consensus++ rounds on the final model
 _LS_ROUNDS = 2  # truncated least-squares rounds (final polishing)
@@ -241,14 +243,14 @@ def _run_batch(src, dst, valid, quality, threshold, sigma_max, max_iterations, c
     return jax.vmap(functools.partial(_finish, model=model))(problems, frames, states, polished)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "chunk", "has_quality"))
+@cpu_jit(static_argnames=("model", "chunk", "has_quality"))
 def _magsac_batch(src, dst, valid, quality, threshold, sigma_max, max_iterations, confidence, seed, *,
                   model, chunk, has_quality):
     return _run_batch(src, dst, valid, quality if has_quality else None, threshold, sigma_max, max_iterations,
                       confidence, seed, model=model, chunk=chunk)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "chunk", "has_quality"))
+@cpu_jit(static_argnames=("model", "chunk", "has_quality"))
 def _magsac_packed(matches, params, seed, *, model, chunk, has_quality):
     """One pair, packed to save host-device transfers (a few each way cost as much as a small problem).
 
@@ -265,7 +267,8 @@ def _magsac_packed(matches, params, seed, *, model, chunk, has_quality):
 def magsac_homographies(src_xy, dst_xy, valid, quality=None, *, model: str = "homography", threshold=3.0,
                         sigma_max=None, max_iterations=10_000, confidence=0.999, seed=0,
                         chunk: int = DEFAULT_CHUNK) -> MagsacResult:
-    """MAGSAC++ on a batch of padded match sets, one jit-compiled program.
+    """MAGSAC++ on a batch of padded match sets: one jit-compiled program, run on CPU in one shard of pairs
+    per core (:func:`artdup_jax.geometry.cpu_execution.map_core_shards`; the results are the same).
 
     Args:
       src_xy, dst_xy: ``(P, N, 2)`` float pixels, x first.
@@ -278,7 +281,8 @@ def magsac_homographies(src_xy, dst_xy, valid, quality=None, *, model: str = "ho
     Returns:
       :class:`MagsacResult` with a leading ``(P,)``; pair p equals :func:`magsac_pair` on pair p with its seed
       (up to float32 rounding). Each loop step advances the ``P / 8`` unfinished pairs with the fewest
-      hypotheses drawn by one chunk, so a few hard pairs do not hold up the whole batch.
+      hypotheses drawn by one chunk, so a few hard pairs do not hold up the whole batch. ``N = 0`` gives
+      ``found=False`` everywhere.
     """
     if model not in MODELS:
         raise ValueError(f"model must be one of {tuple(MODELS)}, got {model!r}")
@@ -287,14 +291,27 @@ def magsac_homographies(src_xy, dst_xy, valid, quality=None, *, model: str = "ho
     shapes = (np.shape(src_xy), np.shape(dst_xy), np.shape(valid))
     if len(shapes[0]) != 3 or shapes[0][-1] != 2 or shapes[0] != shapes[1] or shapes[2] != shapes[0][:2]:
         raise ValueError(f"expected (P, N, 2) points and (P, N) valid, got {shapes}")
+    if shapes[0][1] == 0:
+        return _nothing_found(shapes[0][0])
     has_quality = quality is not None
     if not has_quality:
         quality = np.zeros(shapes[2], np.float32)
     seed = np.broadcast_to(np.asarray(seed, np.uint32), shapes[2][:1])
     sigma_max = np.float32(-1.0 if sigma_max is None else sigma_max)
-    return _magsac_batch(src_xy, dst_xy, valid, quality, np.float32(threshold), sigma_max,
-                         np.int32(max_iterations), np.float32(confidence), seed, model=model, chunk=chunk,
-                         has_quality=has_quality)
+
+    def run(src, dst, valid, quality, seed):
+        return _magsac_batch(src, dst, valid, quality, np.float32(threshold), sigma_max, np.int32(max_iterations),
+                             np.float32(confidence), seed, model=model, chunk=chunk, has_quality=has_quality)
+
+    return map_core_shards(run, (src_xy, dst_xy, valid, quality, seed), min_shard=_MIN_SHARD)
+
+
+def _nothing_found(num_pairs: int) -> MagsacResult:
+    """The result for ``num_pairs`` pairs without a single match."""
+    zeros = jnp.zeros((num_pairs,), jnp.int32)
+    return MagsacResult(H=jnp.broadcast_to(jnp.eye(3, dtype=jnp.float32), (num_pairs, 3, 3)),
+                        inliers=jnp.zeros((num_pairs, 0), bool), score=jnp.zeros((num_pairs,), jnp.float32),
+                        found=jnp.zeros((num_pairs,), bool), iterations=zeros, num_inliers=zeros)
 
 
 _MIN_ROWS = 64

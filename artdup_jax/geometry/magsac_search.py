@@ -30,6 +30,7 @@ PREEMPTION_ROWS = 64  # matches every hypothesis is scored on first (when there 
 _FULLY_SCORED = 2  # hypotheses per chunk then scored on every match
 _LO_ROUNDS = 1  # sigma-consensus++ rounds on a new best hypothesis
 GROUP_FRACTION = 8  # a batch's search advances P / 8 pairs (at least 1) per step
+TAIL_FRACTIONS = (64,)  # ... P / 64 once no more than that many pairs are left
 _LO_FRACTION = 4  # ... and optimises its new bests a quarter of those at a time
 
 
@@ -178,17 +179,18 @@ def search_batch(problems: Problem, states: State, **static) -> State:
 
     A vmapped while loop would run every pair until the last one stops. Instead each loop step gathers the
     ``P / 8`` unfinished pairs that have drawn the fewest hypotheses, runs one chunk on them (vmapped) and
-    scatters them back: every pair gets a first chunk, then the few hard ones share the steps that follow.
-    Every pair still sees exactly its own sequence of chunks.
+    scatters them back: every pair gets a first chunk, then the hard ones share the steps that follow. Once
+    few pairs are left, the steps gather fewer (``P / 64``: :data:`TAIL_FRACTIONS`), so that a long
+    tail of a few very hard pairs does not pay for a full group each step. Every pair still sees exactly its
+    own sequence of chunks.
     """
     model, chunk, prosac = static["model"], static["chunk"], static["prosac"]
     num_pairs = problems.n_valid.shape[0]
-    group = max(1, num_pairs // GROUP_FRACTION)
+    sizes = sorted({max(1, num_pairs // f) for f in (GROUP_FRACTION, *TAIL_FRACTIONS)}, reverse=True)
     unfinished = jax.vmap(functools.partial(_unfinished, model=model))
     tie_break = jnp.arange(num_pairs, dtype=jnp.float32) / num_pairs
 
-    def step_group(states):
-        waiting = unfinished(problems, states)
+    def step_group(states, waiting, group):
         priority = jnp.where(waiting, -states.drawn.astype(jnp.float32) - tie_break, -jnp.inf)
         _, rows = jax.lax.top_k(priority, group)
         take = functools.partial(jax.tree.map, lambda a: a[rows])
@@ -205,7 +207,14 @@ def search_batch(problems: Problem, states: State, **static) -> State:
                             stepped, group_states)
         return jax.tree.map(lambda all_, part: all_.at[rows].set(part), states, done)
 
-    return jax.lax.while_loop(lambda s: jnp.any(unfinished(problems, s)), step_group, states)
+    def step(states):
+        waiting = unfinished(problems, states)
+        # the smallest group that holds every unfinished pair, or the largest
+        branch = jnp.sum(jnp.sum(waiting, dtype=jnp.int32) <= jnp.asarray(sizes[1:], jnp.int32))
+        branches = [functools.partial(step_group, group=size) for size in sizes]
+        return jax.lax.switch(branch, branches, states, waiting) if len(sizes) > 1 else branches[0](states, waiting)
+
+    return jax.lax.while_loop(lambda s: jnp.any(unfinished(problems, s)), step, states)
 
 
 def map_flagged(fn, flags, default, args, fraction: int = GROUP_FRACTION):
