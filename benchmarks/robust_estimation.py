@@ -26,7 +26,9 @@ for both:
   ``--batch-max-matches`` best matches (mostly inliers: both estimators stop after a few dozen samples);
 * discovery regime: ``--discovery-pairs`` pairs of 30-150 matches padded to 160 rows with 20-50 % inliers
   (:func:`discovery_pairs`: true matches of a synthetic pair plus its real false matches and mismatched real
-  keypoints), where OpenCV draws thousands of samples.
+  keypoints), where OpenCV draws thousands of samples;
+* the tool's candidates: ``--tool-pairs`` pairs cycling through the candidate pairs of weightless discovery on
+  the demo collection, with the tool's settings (:mod:`benchmarks.discovery_candidates`).
 
 Each batched case gives wall time and this process's CPU time (best of three, alternated): on a shared machine
 other jobs inflate the CPU time less. Prints Markdown; ``--json`` writes the numbers.
@@ -48,6 +50,7 @@ import cv2
 import numpy as np
 
 from artdup_jax.data.warped_photos import PHOTOS, warped_photo_pairs
+from benchmarks import discovery_candidates
 
 THRESHOLD = 3.0
 MAX_ITERATIONS = 10_000
@@ -370,6 +373,8 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-max-matches", type=int, default=512, help="matches kept per pair in the batch")
     parser.add_argument("--discovery-pairs", type=int, default=1000, help="pairs of the discovery-regime batch")
     parser.add_argument("--discovery-rows", type=int, default=160, help="rows the discovery-regime pairs pad to")
+    parser.add_argument("--tool-pairs", type=int, default=1000,
+                        help="pairs of the batch of the tool's discovery candidates (0: skip it)")
     parser.add_argument("--quick", action="store_true", help="2 photos, 1 warp each, 64 pairs per batch")
     parser.add_argument("--json", type=Path, help="write the numbers here")
     args = parser.parse_args(argv)
@@ -377,6 +382,7 @@ def main(argv=None) -> int:
     per_photo = 1 if args.quick else args.per_photo
     batch_pairs = 64 if args.quick else args.batch_pairs
     discovery_count = 64 if args.quick else args.discovery_pairs
+    tool_count = min(64, args.tool_pairs) if args.quick else args.tool_pairs
 
     sets = {"synthetic (scikit-image photos, known homographies)": synthetic_pairs(photos, per_photo)}
     if args.hpatches.is_dir():
@@ -394,7 +400,10 @@ def main(argv=None) -> int:
     if discovery_count > 0:
         batches["discovery regime"] = batched_vs_sequential(discovery_pairs(synthetic, discovery_count),
                                                             args.discovery_rows)
+    tool = discovery_candidates.verification_vs_sequential(tool_count) if tool_count > 0 else None
     print(markdown(per_set, batches))
+    if tool:
+        print(discovery_candidates.markdown(tool))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {"settings": {"threshold_px": THRESHOLD, "max_iterations": MAX_ITERATIONS,
@@ -403,6 +412,7 @@ def main(argv=None) -> int:
                                 "batch_max_matches": args.batch_max_matches,
                                 "discovery_rows": args.discovery_rows},
                    "environment": _environment(), "summary": per_set, "batches": batches,
+                   "tool_candidates": tool,
                    "pairs": {name: {"names": [p.name for p in sets[name]], "matches": [len(p.src) for p in sets[name]],
                                     **{est: r["errors"] for est, r in rows.items()}}
                              for name, rows in results.items()}}

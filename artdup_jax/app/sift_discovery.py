@@ -62,13 +62,28 @@ def _merge_boxes(boxes: list[list[float]], iou: float = 0.5) -> list[list[float]
     return merged
 
 
-def sift_discovery(folder: Path, names: list[str], config: SiftDiscoveryConfig = SiftDiscoveryConfig()):
-    """Groups of images related by a homography; returns (document in artdup_jax.app.discover's layout, scores).
+@dataclasses.dataclass(frozen=True)
+class CandidateMatches:
+    """The readable images of a folder and the SIFT matches of its candidate pairs, padded for the estimator.
 
-    ``scores``: the inlier count of every candidate pair, for the histogram.
+    images: ``(H, W, 3)`` float32 per readable image (``readable``: their file names; ``unreadable``: the
+    others, each ``{"file", "error"}``). pairs: ``(i, j)`` image indices, ``i < j``, one per candidate.
+    src, dst: ``(C, M, 2)`` float32 pixels (image i, image j), best ratio first; valid: ``(C, M)`` bool;
+    quality: ``(C, M)`` float32 ``-ratio`` (``-inf`` on padding); ``M`` = ``config.max_matches``.
     """
-    if config.estimator not in ("magsac", "ransac"):
-        raise ValueError(f"estimator must be 'magsac' or 'ransac', got {config.estimator!r}")
+
+    images: list
+    readable: list
+    unreadable: list
+    pairs: list
+    src: np.ndarray
+    dst: np.ndarray
+    valid: np.ndarray
+    quality: np.ndarray
+
+
+def candidate_matches(folder: Path, names: list[str], config: SiftDiscoveryConfig) -> CandidateMatches:
+    """Reads the images, matches every pair (mutual ratio test) and keeps the pairs with enough matches."""
     images, unreadable, readable = [], [], []
     for name in names:
         try:
@@ -78,7 +93,7 @@ def sift_discovery(folder: Path, names: list[str], config: SiftDiscoveryConfig =
             unreadable.append({"file": name, "error": str(error).replace(os.fspath(folder / name), name)})
     keypoints = [sift_features(image, max_features=config.features) for image in images]
     pairs, matched = [], []
-    for i in range(len(readable)):  # descriptor matching: OpenCV, one call per pair; the fit is batched below
+    for i in range(len(readable)):  # descriptor matching: OpenCV, one call per pair; the fit is batched
         for j in range(i + 1, len(readable)):
             indices, ratios = mutual_ratio_matches(keypoints[i].descriptors, keypoints[j].descriptors,
                                                    config.ratio)
@@ -95,20 +110,41 @@ def sift_discovery(folder: Path, names: list[str], config: SiftDiscoveryConfig =
         dst[p, : len(indices)] = keypoints[j].xy[indices[:, 1]]
         valid[p, : len(indices)] = True
         quality[p, : len(indices)] = -ratios
-    inliers = np.zeros((len(pairs), n), bool)
-    found = np.zeros((len(pairs),), bool)
+    return CandidateMatches(images, readable, unreadable, pairs, src, dst, valid, quality)
+
+
+def verify_candidates(candidates: CandidateMatches, config: SiftDiscoveryConfig):
+    """The batched robust fit of every candidate: ``(inliers (C, M) bool, found (C,) bool)``."""
+    c = candidates
+    inliers = np.zeros(c.valid.shape, bool)
+    found = np.zeros(c.valid.shape[:1], bool)
     size = config.pairs_per_batch
-    for start in range(0, len(pairs), size):  # equal batch shapes: one compilation
-        take = np.arange(start, start + size) % len(pairs)
+    for start in range(0, len(c.pairs), size):  # equal batch shapes: one compilation
+        take = np.arange(start, start + size) % len(c.pairs)
         if config.estimator == "magsac":
-            batch = magsac_homographies(src[take], dst[take], valid[take], quality[take],
+            batch = magsac_homographies(c.src[take], c.dst[take], c.valid[take], c.quality[take],
                                         threshold=config.threshold_px, max_iterations=config.iterations,
                                         seed=config.seed)
         else:
-            batch = find_homographies(src[take], dst[take], valid[take], threshold=config.threshold_px,
+            batch = find_homographies(c.src[take], c.dst[take], c.valid[take], threshold=config.threshold_px,
                                       iterations=config.iterations, seed=config.seed)
-        real = min(size, len(pairs) - start)
+        real = min(size, len(c.pairs) - start)
         inliers[start: start + real], found[start: start + real] = batch.inliers[:real], batch.found[:real]
+    return inliers, found
+
+
+def sift_discovery(folder: Path, names: list[str], config: SiftDiscoveryConfig = SiftDiscoveryConfig()):
+    """Groups of images related by a homography; returns (document in artdup_jax.app.discover's layout, scores).
+
+    ``scores``: the inlier count of every candidate pair, for the histogram.
+    """
+    if config.estimator not in ("magsac", "ransac"):
+        raise ValueError(f"estimator must be 'magsac' or 'ransac', got {config.estimator!r}")
+    candidates = candidate_matches(folder, names, config)
+    images, readable, unreadable, pairs = (candidates.images, candidates.readable, candidates.unreadable,
+                                           candidates.pairs)
+    src, dst = candidates.src, candidates.dst
+    inliers, found = verify_candidates(candidates, config)
     scores = inliers.sum(1)
     edges = []
     for p, (i, j) in enumerate(pairs):
