@@ -115,7 +115,13 @@ def map_core_shards(fn, batched, *, min_shard: int = 16, workers: int | None = N
     pieces = [tuple(None if a is None else a[s * per_shard:(s + 1) * per_shard] for a in padded)
               for s in range(shards)]
     futures = [_pool(shards).submit(_run_ready, fn, piece) for piece in pieces]
-    outputs = [future.result() for future in futures]
+    return _concatenate([future.result() for future in futures], size)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _concatenate(outputs, size: int):
+    """The shards' output pytrees joined along the batch axis and cut to ``size``: one program for all leaves
+    (a concatenation per leaf costs a dispatch each)."""
     return jax.tree.map(lambda *parts: jnp.concatenate(parts)[:size], *outputs)
 
 
