@@ -2,8 +2,10 @@
 bars.
 
 ``run_stage`` starts ``python -m artdup_jax.cli ARGS`` with stdout and stderr to a log file and reaps it with
-``os.wait4``, whose resource usage is that child's alone (``ru_maxrss``: its peak resident set, kB on Linux), so
-each stage's peak RSS is measured separately. ``bar_times`` reads the last state of each tqdm bar in the log
+``os.wait4``. Each stage's peak RSS is the child's own: the high-water mark of its address space (``VmHWM`` in
+``/proc/PID/status``), read while it runs. Not ``wait4``'s ``ru_maxrss``: Linux carries the parent's peak into
+a child across ``exec``, so a child of a large process (a long test session) would report the parent's peak;
+that is the fallback only where ``/proc`` is missing. ``bar_times`` reads the last state of each tqdm bar in the log
 (``stage: 100%|...| n/total [elapsed<left, rate]``): the count and elapsed seconds per stage.
 """
 
@@ -51,8 +53,10 @@ def run_stage(args: list[str], log: str | os.PathLike, *, timeout: float | None 
     with open(log, "w") as out:
         out.write("$ " + " ".join(command) + "\n")
         out.flush()
-        child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+        child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)  # returns after exec
+        own_peak_kb = 0
         while True:
+            own_peak_kb = max(own_peak_kb, _high_water_kb(child.pid))
             pid, status, usage = os.wait4(child.pid, os.WNOHANG)
             if pid:
                 break
@@ -61,7 +65,20 @@ def run_stage(args: list[str], log: str | os.PathLike, *, timeout: float | None 
                 timed_out = True
             time.sleep(0.05)
     child.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
-    return Stage(tuple(args), time.perf_counter() - start, usage.ru_maxrss * 1024, child.returncode, log, timed_out)
+    peak_kb = own_peak_kb or usage.ru_maxrss
+    return Stage(tuple(args), time.perf_counter() - start, peak_kb * 1024, child.returncode, log, timed_out)
+
+
+def _high_water_kb(pid: int) -> int:
+    """The peak resident set (kB) of the process's current address space, 0 where ``/proc`` cannot tell."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def _seconds(clock: str) -> float:

@@ -70,3 +70,16 @@ def test_only_a_failed_stage_fails_the_run():
     assert not failed([{"status": "ok"}, {"status": "skipped: ~900 s predicted"},
                        {"status": "build: stopped at the time budget"}])
     assert failed([{"status": "ok"}, {"status": "discover: exit 1, see discover.log"}])
+
+
+def test_a_stage_reports_its_own_peak_not_its_parents(tmp_path):
+    """Linux carries a parent's peak resident set into a child across exec (``wait4``'s ``ru_maxrss``); the stage
+    must report the child's own, however large the process that starts it."""
+    import numpy as np
+
+    from benchmarks.scale.stages import run_stage
+
+    held = np.ones(2**27)  # 1 GiB held by this (parent) process
+    stage = run_stage(["--help"], tmp_path / "help.log")
+    assert stage.ok, stage.text()
+    assert 20 * 2**20 < stage.peak_rss_bytes < 0.75 * held.nbytes, stage.peak_rss_bytes
