@@ -63,6 +63,7 @@ from artdup_jax.geometry.magsac_search import (
 from artdup_jax.geometry.ransac import MODELS, _as_points
 
 DEFAULT_CHUNK = 32  # hypotheses per loop step
+SINGLE_PAIR_CHUNK = 128  # ... for one pair (find_homography_magsac): no batch shares a step's fixed cost
 _MIN_SHARD = 16  # pairs: a batch is split across the CPU's cores in shards of at least this many
 DEFAULT_MAX_THRESHOLD = 8.0  # px; k * sigma_max when sigma_max is not given (OpenCV USAC's homography default)
 _POLISH_ROUNDS = 2  # sigma-consensus++ rounds on the final model
@@ -336,7 +337,8 @@ def find_homography_magsac(src_xy, dst_xy, *, quality=None, threshold=3.0, sigma
     Returns:
       ``(H, inlier_mask)``: ``H`` ``(3, 3)`` float64 with ``H[2, 2] = 1`` mapping src to dst, or None when no
       model is found; ``inlier_mask`` ``(N,)`` bool (all False when ``H`` is None). ``N`` is padded to one of a
-      few sizes, so that calls with different ``N`` rarely recompile.
+      few sizes, so that calls with different ``N`` rarely recompile. Hypotheses are drawn
+      :data:`SINGLE_PAIR_CHUNK` at a time: a loop step has a fixed cost that one pair alone pays.
     """
     src, dst = _as_points(src_xy, "src_xy"), _as_points(dst_xy, "dst_xy")
     if src.shape != dst.shape:
@@ -354,7 +356,7 @@ def find_homography_magsac(src_xy, dst_xy, *, quality=None, threshold=3.0, sigma
         matches[:n, 4], matches[n:, 4] = quality[order], -np.inf
     matches[:n, 0:2], matches[:n, 2:4], matches[:n, 5] = src[order], dst[order], 1.0
     params = np.array([threshold, -1.0 if sigma_max is None else sigma_max, max_iterations, confidence], np.float32)
-    out = np.asarray(_magsac_packed(matches, params, np.uint32(seed), model=model, chunk=DEFAULT_CHUNK,
+    out = np.asarray(_magsac_packed(matches, params, np.uint32(seed), model=model, chunk=SINGLE_PAIR_CHUNK,
                                     has_quality=quality is not None))
     mask = np.zeros((n,), bool)
     if not out[9] > 0:
