@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from benchmarks.alternated_timing import time_alternated
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,29 +82,14 @@ def verification_vs_sequential(count: int, seed: int = 0) -> dict:
             counts.append(0 if mask is None else int(mask.sum()))
         return np.array(counts)
 
-    start = time.perf_counter()
-    result = ours()
-    first_call = time.perf_counter() - start
-    ours_seconds, opencv_seconds, ours_cpu, opencv_cpu = [], [], [], []
-    for _ in range(3):  # alternated, best of three each: the machine may be shared
-        start, cpu = time.perf_counter(), time.process_time()
-        result = ours()
-        ours_seconds.append(time.perf_counter() - start)
-        ours_cpu.append(time.process_time() - cpu)
-        start, cpu = time.perf_counter(), time.process_time()
-        opencv_counts = opencv()
-        opencv_seconds.append(time.perf_counter() - start)
-        opencv_cpu.append(time.process_time() - cpu)
+    result, opencv_counts, times = time_alternated(ours, opencv)
     related = candidates.related[rows]
     ours_counts = np.where(result.found, result.num_inliers, 0)
     return {
         "pairs": count, "distinct_pairs": int(len(candidates.related)),
         "related_pairs": int(np.sum(candidates.related)), "padded_rows": int(src.shape[1]),
         "matches_min": int(valid.sum(1).min()), "matches_median": float(np.median(valid.sum(1))),
-        "matches_max": int(valid.sum(1).max()), "ours_seconds": min(ours_seconds),
-        "ours_first_call_seconds": first_call, "opencv_seconds": min(opencv_seconds),
-        "speedup": min(opencv_seconds) / min(ours_seconds), "ours_cpu_seconds": min(ours_cpu),
-        "opencv_cpu_seconds": min(opencv_cpu), "cpu_speedup": min(opencv_cpu) / min(ours_cpu),
+        "matches_max": int(valid.sum(1).max()), **times,
         "mean_iterations_drawn": float(np.mean(result.iterations)),
         "max_iterations_drawn": int(np.max(result.iterations)),
         "ours": decisions(ours_counts, related, config.min_inliers),

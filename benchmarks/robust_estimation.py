@@ -51,6 +51,7 @@ import numpy as np
 
 from artdup_jax.data.warped_photos import PHOTOS, warped_photo_pairs
 from benchmarks import discovery_candidates
+from benchmarks.alternated_timing import time_alternated
 
 THRESHOLD = 3.0
 MAX_ITERATIONS = 10_000
@@ -289,28 +290,13 @@ def batched_vs_sequential(chosen: list[Pair], rows: int | None = None) -> dict:
         return [cv2.findHomography(p.src, p.dst, cv2.USAC_MAGSAC, THRESHOLD, maxIters=MAX_ITERATIONS,
                                    confidence=CONFIDENCE)[0] for p in chosen]
 
-    start = time.perf_counter()
-    result = ours()
-    first_call = time.perf_counter() - start
-    ours_seconds, opencv_seconds, ours_cpu, opencv_cpu = [], [], [], []
-    for _ in range(3):  # alternated, best of three each: the machine may be shared
-        start, cpu = time.perf_counter(), time.process_time()
-        result = ours()
-        ours_seconds.append(time.perf_counter() - start)
-        ours_cpu.append(time.process_time() - cpu)
-        start, cpu = time.perf_counter(), time.process_time()
-        opencv_H = opencv()
-        opencv_seconds.append(time.perf_counter() - start)
-        opencv_cpu.append(time.process_time() - cpu)
+    result, opencv_H, times = time_alternated(ours, opencv)
     ours_errors = [corner_error(H if found else None, p.H_true, p.size_hw)
                    for H, found, p in zip(result.H.astype(np.float64), result.found, chosen)]
     opencv_errors = [corner_error(H, p.H_true, p.size_hw) for H, p in zip(opencv_H, chosen)]
     return {
         "pairs": count, "padded_rows": int(src.shape[1]), "matches_min": min(len(p.src) for p in chosen),
-        "matches_max": max(len(p.src) for p in chosen), "ours_seconds": min(ours_seconds),
-        "ours_first_call_seconds": first_call, "opencv_seconds": min(opencv_seconds),
-        "speedup": min(opencv_seconds) / min(ours_seconds), "ours_cpu_seconds": min(ours_cpu),
-        "opencv_cpu_seconds": min(opencv_cpu), "cpu_speedup": min(opencv_cpu) / min(ours_cpu),
+        "matches_max": max(len(p.src) for p in chosen), **times,
         "mean_iterations_drawn": float(np.mean(result.iterations)),
         "max_iterations_drawn": int(np.max(result.iterations)),
         "ours": summarise(ours_errors), "opencv": summarise(opencv_errors),
