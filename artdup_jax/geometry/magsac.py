@@ -26,7 +26,8 @@ The estimator, per pair:
    accurate), a least-squares refit of the transfer error on the matches within the 0.9999 quantile of the
    residual at the estimated noise level, the Gaussian maximum-likelihood fit, which replaces the MAGSAC++ fit.
 
-:func:`magsac_pair` is one pair as a pure function (jit it, vmap it); :func:`magsac_homographies` is the
+:func:`magsac_pair` is one pair as a pure function (jit it, vmap it; its steps are in
+:mod:`artdup_jax.geometry.magsac_pipeline`); :func:`magsac_homographies` is the
 batched, jitted API, whose search advances the unfinished pairs a group at a time so that a few hard pairs
 do not hold up a large batch, and whose local optimisation and refit run only on the pairs that need them;
 :func:`find_homography_magsac` is the OpenCV-like NumPy wrapper.
@@ -38,149 +39,27 @@ elementwise (no ``@``), so GPU matmuls cannot drop to TF32.
 
 from __future__ import annotations
 
-import functools
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from artdup_jax.geometry.cpu_execution import cpu_jit, map_core_shards
-from artdup_jax.geometry.homography import compose, invert, normalise_scale
-from artdup_jax.geometry.magsac_local import Best, gaussian_cut, sigma_consensus, truncated_least_squares
-from artdup_jax.geometry.magsac_sampling import prosac_schedule, sample_order, stratified_rows
-from artdup_jax.geometry.magsac_scoring import Thresholds, sigma_quantile, squared_residuals
-from artdup_jax.geometry.magsac_search import (
-    GROUP_FRACTION,
-    PREEMPTION_ROWS,
-    Problem,
-    State,
-    initial_state,
-    map_flagged,
-    search,
-    search_batch,
+from artdup_jax.geometry.magsac_pipeline import (
+    MagsacResult,
+    finish,
+    polish,
+    prepare,
+    refit,
+    run_batch,
+    usable_rows,
 )
+from artdup_jax.geometry.magsac_sampling import sample_order
+from artdup_jax.geometry.magsac_search import initial_state, search
 from artdup_jax.geometry.ransac import MODELS, _as_points
 
 DEFAULT_CHUNK = 32  # hypotheses per loop step
 SINGLE_PAIR_CHUNK = 128  # ... for one pair (find_homography_magsac): no batch shares a step's fixed cost
 _MIN_SHARD = 16  # pairs: a batch is split across the CPU's cores in shards of at least this many
-DEFAULT_MAX_THRESHOLD = 8.0  # px; k * sigma_max when sigma_max is not given (OpenCV USAC's homography default)
-_POLISH_ROUNDS = 2  # sigma-consensus++ rounds on the final model
-_LS_ROUNDS = 2  # truncated least-squares rounds (final polishing)
-
-
-class MagsacResult(NamedTuple):
-    """Output of the MAGSAC++ estimator; leading ``(P,)`` dims for a batch of pairs.
-
-    H: ``(..., 3, 3)`` float32 mapping src to dst, ``H[2, 2] = 1`` (affine: last row ``0 0 1``); the identity
-      where ``found`` is False.
-    inliers: ``(..., N)`` bool, reprojection distance below the reference threshold; all False if not found.
-    score: ``(...,)`` float32 MAGSAC++ score, a soft inlier count in ``[0, n_valid]``; 0 if not found.
-    found: ``(...,)`` bool.
-    iterations: ``(...,)`` int32 minimal samples drawn (a multiple of the chunk, at most ``max_iterations``).
-    num_inliers: ``(...,)`` int32, ``inliers.sum(-1)``.
-    """
-
-    H: jax.Array
-    inliers: jax.Array
-    score: jax.Array
-    found: jax.Array
-    iterations: jax.Array
-    num_inliers: jax.Array
-
-
-# ----------------------------------------------------------------------------------------------------
-# One pair
-# ----------------------------------------------------------------------------------------------------
-
-
-def _usable_rows(src, dst, valid):
-    """``valid`` without rows holding non-finite coordinates; ``(..., N)`` bool."""
-    finite = [jnp.isfinite(a[..., i]) for a in (src, dst) for i in (0, 1)]  # no reductions over a size-2 axis
-    return jnp.asarray(valid, bool) & finite[0] & finite[1] & finite[2] & finite[3]
-
-
-def _normalising_similarity(xy, valid):
-    """Hartley's normalisation of ``(N, 2)`` points: the ``(3, 3)`` similarity taking the valid points' centroid
-    to 0 and their mean distance from it to sqrt(2) (as ``homography._hartley_transform``, written per
-    coordinate: XLA:CPU reduces over a size-2 axis slowly)."""
-    x, y, w = xy[:, 0], xy[:, 1], jnp.where(valid, 1.0, 0.0)
-    total = jnp.maximum(jnp.sum(w), 1.0)
-    cx, cy = jnp.sum(w * x) / total, jnp.sum(w * y) / total
-    mean_distance = jnp.sum(w * jnp.sqrt((x - cx) ** 2 + (y - cy) ** 2)) / total
-    s = jnp.sqrt(2.0) / jnp.maximum(mean_distance, jnp.finfo(xy.dtype).eps)
-    zero, one = jnp.zeros_like(s), jnp.ones_like(s)
-    return jnp.stack([jnp.stack([s, zero, -s * cx]), jnp.stack([zero, s, -s * cy]), jnp.stack([zero, zero, one])])
-
-
-class _Frames(NamedTuple):
-    t_src: jax.Array  # (3, 3) Hartley similarity of src
-    t_dst: jax.Array  # (3, 3) ... of dst
-
-
-def _prepare(src, dst, valid, order, threshold, sigma_max, max_iterations, confidence, seed, *,
-             model: str, prosac: bool) -> tuple[Problem, _Frames]:
-    """Normalise one pair (``(N, 2)`` points, ``(N,)`` valid and order) for the search."""
-    src, dst = jnp.where(valid[:, None], src, 0.0), jnp.where(valid[:, None], dst, 0.0)
-    n_valid = jnp.sum(valid, dtype=jnp.int32)
-    # Hartley-normalised coordinates for well-conditioned fits; a similarity scales distances uniformly.
-    t_src, t_dst = _normalising_similarity(src, valid), _normalising_similarity(dst, valid)
-    max_threshold = jnp.where(sigma_max > 0, sigma_quantile() * sigma_max,
-                              jnp.maximum(DEFAULT_MAX_THRESHOLD, threshold))
-    # Materialised once: fused into the loops' consumers, XLA would redo the normalisation in every pass.
-    src_n, dst_n = jax.lax.optimization_barrier((src * t_src[0, 0] + t_src[:2, 2], dst * t_dst[0, 0] + t_dst[:2, 2]))
-    problem = Problem(
-        src=src_n,
-        dst=dst_n,
-        valid=valid,
-        order=order,
-        schedule=(prosac_schedule(n_valid, src.shape[0], MODELS[model], max_iterations) if prosac
-                  else jnp.zeros((0,), jnp.float32)),
-        subset=stratified_rows(order, n_valid, min(PREEMPTION_ROWS, src.shape[0])),
-        thresholds=Thresholds(inv_max_sq=1.0 / (max_threshold * t_dst[0, 0]) ** 2,
-                              reference_sq=(threshold * t_dst[0, 0]) ** 2),
-        key_bits=jax.random.bits(jax.random.key(seed), (2,), jnp.uint32),
-        n_valid=n_valid,
-        max_iterations=max_iterations,
-        confidence=confidence,
-    )
-    return problem, _Frames(t_src, t_dst)
-
-
-def _polish(problem: Problem, state: State, *, model: str):
-    """More sigma-consensus++ rounds on the best model; with the least-squares cut and the Gaussian test of
-    :func:`artdup_jax.geometry.magsac_local.gaussian_cut`: ``(Best, cut_sq, gaussian)``."""
-    p = problem
-    polished = sigma_consensus(state.best, p.src, p.dst, p.valid, p.thresholds, model=model, rounds=_POLISH_ROUNDS)
-    return (polished, *gaussian_cut(polished.H, p.src, p.dst, p.valid, p.thresholds, model))
-
-
-def _refit(problem: Problem, polished: Best, cut_sq, *, model: str) -> Best:
-    """Truncated least squares from the polished model. Under Gaussian noise least squares is the more accurate
-    (MAGSAC++'s weights lose some efficiency there); on heavier-tailed residuals, as real keypoint matches
-    have, the MAGSAC++ fit is, so callers keep this fit only where the residuals look Gaussian."""
-    p = problem
-    return truncated_least_squares(polished, p.src, p.dst, p.valid, p.thresholds, cut_sq, model=model,
-                                   rounds=_LS_ROUNDS)
-
-
-def _finish(problem: Problem, frames: _Frames, state: State, polished: Best, *, model: str) -> MagsacResult:
-    """The final model in pixels, its inliers at the reference threshold, and whether it counts as found."""
-    p, k = problem, MODELS[model]
-    inliers = p.valid & (squared_residuals(polished.H[None], p.src, p.dst, model)[0] < p.thresholds.reference_sq)
-    H = normalise_scale(compose(invert(frames.t_dst), compose(polished.H, frames.t_src)))
-    if model == "affine":
-        H = H.at[2].set(jnp.asarray([0.0, 0.0, 1.0], H.dtype))
-    found = (state.best.score > 0) & (jnp.sum(inliers) >= k) & jnp.all(jnp.isfinite(H))
-    return MagsacResult(
-        H=jnp.where(found, H, jnp.eye(3, dtype=H.dtype)),
-        inliers=inliers & found,
-        score=jnp.where(found, polished.score, 0.0),
-        found=found,
-        iterations=jnp.minimum(state.drawn, p.max_iterations),
-        num_inliers=jnp.where(found, jnp.sum(inliers, dtype=jnp.int32), 0),
-    )
 
 
 def magsac_pair(src_xy, dst_xy, valid, quality=None, *, threshold=3.0, sigma_max=None, max_iterations=10_000,
@@ -208,16 +87,16 @@ def magsac_pair(src_xy, dst_xy, valid, quality=None, *, threshold=3.0, sigma_max
     if model not in MODELS:
         raise ValueError(f"model must be one of {tuple(MODELS)}, got {model!r}")
     src, dst = jnp.asarray(src_xy, jnp.float32), jnp.asarray(dst_xy, jnp.float32)
-    valid = _usable_rows(src, dst, valid)
+    valid = usable_rows(src, dst, valid)
     quality = None if quality is None else jnp.asarray(quality, jnp.float32)
-    problem, frames = _prepare(
+    problem, frames = prepare(
         src, dst, valid, sample_order(valid, quality), jnp.asarray(threshold, jnp.float32),
         jnp.asarray(-1.0 if sigma_max is None else sigma_max, jnp.float32), jnp.asarray(max_iterations, jnp.int32),
         jnp.asarray(confidence, jnp.float32), seed, model=model, prosac=quality is not None)
     state = search(problem, initial_state(), model=model, chunk=chunk, prosac=quality is not None)
-    polished, cut_sq, gaussian = _polish(problem, state, model=model)
-    polished = jax.lax.cond(gaussian, lambda b: _refit(problem, b, cut_sq, model=model), lambda b: b, polished)
-    return _finish(problem, frames, state, polished, model=model)
+    polished, cut_sq, gaussian = polish(problem, state, model=model)
+    polished = jax.lax.cond(gaussian, lambda b: refit(problem, b, cut_sq, model=model), lambda b: b, polished)
+    return finish(problem, frames, state, polished, model=model)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -225,29 +104,10 @@ def magsac_pair(src_xy, dst_xy, valid, quality=None, *, threshold=3.0, sigma_max
 # ----------------------------------------------------------------------------------------------------
 
 
-def _run_batch(src, dst, valid, quality, threshold, sigma_max, max_iterations, confidence, seed, *, model, chunk):
-    """:func:`magsac_pair` on ``(P, N, ...)`` arrays (``quality`` None or ``(P, N)``), with
-    :func:`artdup_jax.geometry.magsac_search.search_batch`."""
-    valid = _usable_rows(src, dst, valid)
-    order = sample_order(valid, quality)  # outside vmap: one in-order test for the whole batch
-    prepare = functools.partial(_prepare, threshold=threshold, sigma_max=sigma_max, max_iterations=max_iterations,
-                                confidence=confidence, model=model, prosac=quality is not None)
-    problems, frames = jax.vmap(lambda s, d, v, o, sd: prepare(s, d, v, o, seed=sd))(src, dst, valid, order, seed)
-    states = jax.tree.map(lambda a: jnp.broadcast_to(a, (src.shape[0],) + a.shape), initial_state())
-    static = dict(model=model, chunk=chunk, prosac=quality is not None)
-    if src.shape[0] > GROUP_FRACTION:
-        states = search_batch(problems, states, **static)
-    else:  # a few pairs: the plain vmapped loop, without the gathers and scatters
-        states = jax.vmap(functools.partial(search, **static))(problems, states)
-    polished, cut_sq, gaussian = jax.vmap(functools.partial(_polish, model=model))(problems, states)
-    polished = map_flagged(functools.partial(_refit, model=model), gaussian, polished, (problems, polished, cut_sq))
-    return jax.vmap(functools.partial(_finish, model=model))(problems, frames, states, polished)
-
-
 @cpu_jit(static_argnames=("model", "chunk", "has_quality"))
 def _magsac_batch(src, dst, valid, quality, threshold, sigma_max, max_iterations, confidence, seed, *,
                   model, chunk, has_quality):
-    return _run_batch(src, dst, valid, quality if has_quality else None, threshold, sigma_max, max_iterations,
+    return run_batch(src, dst, valid, quality if has_quality else None, threshold, sigma_max, max_iterations,
                       confidence, seed, model=model, chunk=chunk)
 
 
@@ -259,7 +119,7 @@ def _magsac_packed(matches, params, seed, *, model, chunk, has_quality):
     threshold, sigma_max, max_iterations, confidence. Returns ``(10 + N,)`` float32: ``H`` (9), found, inliers.
     """
     m = matches[None]
-    result = _run_batch(m[..., 0:2], m[..., 2:4], m[..., 5] > 0, m[..., 4] if has_quality else None, params[0],
+    result = run_batch(m[..., 0:2], m[..., 2:4], m[..., 5] > 0, m[..., 4] if has_quality else None, params[0],
                         params[1], params[2].astype(jnp.int32), params[3], seed[None], model=model, chunk=chunk)
     return jnp.concatenate([result.H[0].reshape(9), result.found.astype(jnp.float32),
                             result.inliers[0].astype(jnp.float32)])
