@@ -12,6 +12,7 @@ least ``min_inliers`` inliers within 4 px, and it is right when both images belo
 from __future__ import annotations
 
 import dataclasses
+import os
 import tempfile
 from pathlib import Path
 
@@ -35,8 +36,6 @@ class Candidates:
 
 def demo_candidates(size: int = 400, seed: int = 0) -> tuple[Candidates, object]:
     """The candidate pairs of weightless discovery on the demo's collection, and the config used."""
-    import os
-
     from artdup_jax.app.sift_discovery import SiftDiscoveryConfig, candidate_matches
     from artdup_jax.data.demo_collection import PLANTED, REFERENCE, build_collection, unraphael_folder
     from artdup_jax.data.embedded import EMBEDDED_NAMES

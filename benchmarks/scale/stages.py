@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.proc_status import status_kib
+
 _BAR = re.compile(r"([A-Za-z][\w ()-]*?): +\d+%\|[^|]*\| *(\d+)/(\d+) \[([\d:]+)<")
 
 
@@ -56,7 +58,7 @@ def run_stage(args: list[str], log: str | os.PathLike, *, timeout: float | None 
         child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)  # returns after exec
         own_peak_kb = 0
         while True:
-            own_peak_kb = max(own_peak_kb, _high_water_kb(child.pid))
+            own_peak_kb = max(own_peak_kb, int(status_kib("VmHWM", child.pid) or 0))
             pid, status, usage = os.wait4(child.pid, os.WNOHANG)
             if pid:
                 break
@@ -67,18 +69,6 @@ def run_stage(args: list[str], log: str | os.PathLike, *, timeout: float | None 
     child.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
     peak_kb = own_peak_kb or usage.ru_maxrss
     return Stage(tuple(args), time.perf_counter() - start, peak_kb * 1024, child.returncode, log, timed_out)
-
-
-def _high_water_kb(pid: int) -> int:
-    """The peak resident set (kB) of the process's current address space, 0 where ``/proc`` cannot tell."""
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
 
 
 def _seconds(clock: str) -> float:

@@ -20,8 +20,6 @@ JAX's allocator keeps only a lifetime peak.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import gc
 import os
 import platform
@@ -31,6 +29,9 @@ from typing import Any, Callable
 
 import jax
 import numpy as np
+
+from artdup_jax.data.host_memory import release_free_heap
+from benchmarks.proc_status import status_kib
 
 MIB = 2.0**20
 
@@ -206,29 +207,6 @@ def compiled_stats(jitted: Callable, *args, **kwargs) -> dict[str, float]:
 # ------------------------------------------------------------------------------------------------ memory
 
 
-def _proc_status_kib(field: str) -> float | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return float(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def _release_free_heap() -> None:
-    """Return freed heap pages to the OS (glibc ``malloc_trim``), so that a call's working set shows as a
-    rise of the resident set instead of hiding in memory kept from earlier calls."""
-    gc.collect()
-    name = ctypes.util.find_library("c")
-    if name:
-        try:
-            ctypes.CDLL(name).malloc_trim(0)
-        except (OSError, AttributeError):
-            pass
-
-
 def _reset_rss_high_water_mark() -> bool:
     try:
         with open("/proc/self/clear_refs", "w") as f:
@@ -257,12 +235,13 @@ def measured_call(name: str, fn: Callable[[], Any], compiled: dict | None = None
             return elapsed, out, {"method": "XLA memory_analysis", "peak_mib": compiled["xla_bytes"] / MIB,
                                   "delta_mib": (compiled["xla_bytes"] - compiled.get("argument_bytes", 0.0)) / MIB}
         return elapsed, out, {"method": "n/a"}
-    _release_free_heap()
+    gc.collect()
+    release_free_heap()  # freed heap pages back to the OS, so a call's working set shows as a rise of the RSS
     if not _reset_rss_high_water_mark():
         return (*_call(fn), {"method": "n/a"})
-    before = _proc_status_kib("VmRSS")
+    before = status_kib("VmRSS")
     elapsed, out = _call(fn)
-    peak = _proc_status_kib("VmHWM")
+    peak = status_kib("VmHWM")
     if before is None or peak is None:
         return elapsed, out, {"method": "n/a"}
     return elapsed, out, {"method": "process RSS high-water mark", "peak_mib": peak / 1024,
