@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from artdup_jax.geometry.homography import compose, invert, normalise_scale
+from artdup_jax.geometry.magsac_flagged import map_flagged, map_flagged_compact
 from artdup_jax.geometry.magsac_local import Best, gaussian_cut, sigma_consensus, truncated_least_squares
 from artdup_jax.geometry.magsac_sampling import prosac_schedule, sample_order, stratified_rows
 from artdup_jax.geometry.magsac_scoring import Thresholds, sigma_quantile, squared_residuals
@@ -23,7 +24,6 @@ from artdup_jax.geometry.magsac_search import (
     Problem,
     State,
     initial_state,
-    map_flagged,
     search,
     search_batch,
 )
@@ -162,10 +162,18 @@ def run_batch(src, dst, valid, quality, threshold, sigma_max, max_iterations, co
     problems, frames = jax.vmap(lambda s, d, v, o, sd: prepare_one(s, d, v, o, seed=sd))(src, dst, valid, order, seed)
     states = jax.tree.map(lambda a: jnp.broadcast_to(a, (src.shape[0],) + a.shape), initial_state())
     static = dict(model=model, chunk=chunk, prosac=quality is not None)
-    if src.shape[0] > GROUP_FRACTION:
-        states = search_batch(problems, states, **static)
-    else:  # a few pairs: the plain vmapped loop, without the gathers and scatters
+    if src.shape[0] <= GROUP_FRACTION:  # a few pairs: the plain vmapped loop, without the gathers and scatters
         states = jax.vmap(functools.partial(search, **static))(problems, states)
-    polished, cut_sq, gaussian = jax.vmap(functools.partial(polish, model=model))(problems, states)
-    polished = map_flagged(functools.partial(refit, model=model), gaussian, polished, (problems, polished, cut_sq))
+        polished, cut_sq, gaussian = jax.vmap(functools.partial(polish, model=model))(problems, states)
+        polished = map_flagged(functools.partial(refit, model=model), gaussian, polished, (problems, polished, cut_sq),
+                               GROUP_FRACTION)
+    else:  # search, polish and refit a group at a time, each pair on the rows it uses
+        states = search_batch(problems, states, **static)
+        found = states.best.score > 0  # a pair without a model stays not found whatever its polish
+        default = (states.best, jnp.zeros_like(states.best.score), jnp.zeros_like(found))
+        polished, cut_sq, gaussian = map_flagged_compact(
+            functools.partial(polish, model=model), found, default, problems, (states,), GROUP_FRACTION,
+            PREEMPTION_ROWS)
+        polished = map_flagged_compact(functools.partial(refit, model=model), gaussian, polished, problems,
+                                       (polished, cut_sq), GROUP_FRACTION, PREEMPTION_ROWS)
     return jax.vmap(functools.partial(finish, model=model))(problems, frames, states, polished)

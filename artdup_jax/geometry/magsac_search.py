@@ -5,7 +5,8 @@ A :class:`Problem` is one pair in Hartley-normalised coordinates with what the s
 :class:`State` is the number of minimal samples drawn and the best model so far. :func:`search` draws,
 fits and scores a chunk of hypotheses at a time until the adaptive stopping rule is met; :func:`search_batch`
 does the same for a vmapped batch of problems without letting its slowest pair set the cost of all, nor
-its pairs without a new best pay for the local optimisation of the others (:func:`map_flagged`).
+its pairs without a new best pay for the local optimisation of the others
+(:func:`artdup_jax.geometry.magsac_flagged.map_flagged_compact`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from artdup_jax.geometry.magsac_flagged import map_flagged_compact
 from artdup_jax.geometry.magsac_local import Best, sigma_consensus
 from artdup_jax.geometry.magsac_sampling import draw_samples
 from artdup_jax.geometry.magsac_scoring import Thresholds, score_models, squared_residuals
@@ -82,6 +84,8 @@ def _minimal_homographies(sample_src, sample_dst):
     q = _square_to_quad([sample_dst[:, j, 0] for j in range(4)], [sample_dst[:, j, 1] for j in range(4)])
     m = [q[3 * r] * adjugate[col] + q[3 * r + 1] * adjugate[3 + col] + q[3 * r + 2] * adjugate[6 + col]
          for r in range(3) for col in range(3)]
+    # Materialised once: fused into each consumer, XLA would recompute the whole chain for every entry.
+    m = list(jax.lax.optimization_barrier(m))
     norm = jnp.sqrt(sum(v * v for v in m))
     z = sum(m[6] * x + m[7] * y + m[8] for x, y in zip(xs, ys))
     scale = jnp.where(z < 0, -1.0, 1.0) / jnp.where(norm > 0, norm, 1.0)
@@ -201,7 +205,8 @@ def search_batch(problems: Problem, states: State, **static) -> State:
         # Only the pairs with a new best are optimised, a few at a time (a vmapped cond would optimise all).
         improved = go & (candidates.score > group_states.best.score)
         optimise = functools.partial(_optimise, model=model)
-        candidates = map_flagged(optimise, improved, candidates, (group_problems, candidates), _LO_FRACTION)
+        candidates = map_flagged_compact(optimise, improved, candidates, group_problems, (candidates,),
+                                         _LO_FRACTION, PREEMPTION_ROWS)
         stepped = jax.vmap(functools.partial(_keep, chunk=chunk))(group_states, candidates)
         done = jax.tree.map(lambda new, old: jnp.where(go.reshape(go.shape + (1,) * (new.ndim - 1)), new, old),
                             stepped, group_states)
@@ -215,24 +220,3 @@ def search_batch(problems: Problem, states: State, **static) -> State:
         return jax.lax.switch(branch, branches, states, waiting) if len(sizes) > 1 else branches[0](states, waiting)
 
     return jax.lax.while_loop(lambda s: jnp.any(unfinished(problems, s)), step, states)
-
-
-def map_flagged(fn, flags, default, args, fraction: int = GROUP_FRACTION):
-    """``fn`` vmapped over the pairs where ``flags`` ``(P,)`` is set, ``default`` (a pytree with leading ``(P,)``)
-    elsewhere: ``fn(*args[p])`` for flagged ``p``. A few flagged pairs do not make the whole batch pay: the
-    flagged pairs are taken ``P / fraction`` at a time (none at all if none is flagged).
-    """
-    num_pairs = flags.shape[0]
-    group = max(1, num_pairs // fraction)
-    first_rows = -jnp.arange(num_pairs, dtype=jnp.float32)
-
-    def step(carry):
-        out, todo = carry
-        _, rows = jax.lax.top_k(jnp.where(todo, first_rows, -jnp.inf), group)
-        go = todo[rows]
-        done = jax.vmap(fn)(*jax.tree.map(lambda a: a[rows], args))
-        part = jax.vmap(lambda g, new, old: jax.tree.map(lambda u, v: jnp.where(g, u, v), new, old))(
-            go, done, jax.tree.map(lambda a: a[rows], out))
-        return jax.tree.map(lambda all_, p: all_.at[rows].set(p), out, part), todo.at[rows].set(False)
-
-    return jax.lax.while_loop(lambda c: jnp.any(c[1]), step, (default, flags))[0]
