@@ -114,6 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command() -> int:
+    """The ``artdup`` executable (console script and ``python -m artdup_jax.cli``): :func:`main` on the command
+    line, with compiled programs kept on disk for the next run (``app.compilation_cache``)."""
+    from artdup_jax.app.compilation_cache import enable_compilation_cache
+
+    enable_compilation_cache()
+    return main()
+
+
 def main(argv: list[str] | None = None) -> int:
     import artdup_jax.convert  # noqa: F401  (every checkpoint family known, for the error messages)
     from artdup_jax.app.messages import error_line, one_line_warnings

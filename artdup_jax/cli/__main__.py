@@ -2,6 +2,6 @@
 
 import sys
 
-from artdup_jax.cli import main
+from artdup_jax.cli import command
 
-sys.exit(main())
+sys.exit(command())

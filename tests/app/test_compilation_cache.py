@@ -1,0 +1,69 @@
+"""The ``artdup`` command keeps compiled programs on disk and a second process reads them back instead of
+compiling; opting out, a user's own JAX cache folder and an unwritable root leave it off. Each case runs in a
+child process: the setting is process-wide."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+
+from artdup_jax.app.compilation_cache import compilation_cache_dir, enable_compilation_cache
+
+REPO = Path(__file__).resolve().parents[2]
+
+_CHILD = """
+import jax, jax.numpy as jnp
+from artdup_jax.app.compilation_cache import enable_compilation_cache
+hits = []
+jax.monitoring.register_event_listener(lambda event, **kw: hits.append(event)
+                                       if event == "/jax/compilation_cache/cache_hits" else None)
+folder = enable_compilation_cache()
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)  # this tiny program compiles in < 1 s
+jax.jit(lambda x: jnp.sin(x) * 3.0 + 1.0)(jnp.arange(5.0)).block_until_ready()
+print(folder, len(hits), jax.config.jax_compilation_cache_dir)
+"""
+
+
+def _child(environ: dict) -> list[str]:
+    env = {key: value for key, value in os.environ.items() if key != "JAX_COMPILATION_CACHE_DIR"}
+    env.update({"PYTHONPATH": str(REPO), **environ})
+    out = subprocess.run([sys.executable, "-c", _CHILD], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.split()
+
+
+def test_second_process_reads_the_compiled_program_back(tmp_path):
+    environ = {"ARTDUP_CACHE": str(tmp_path), "ARTDUP_COMPILATION_CACHE": "1"}
+    folder, hits, configured = _child(environ)
+    assert Path(folder) == compilation_cache_dir(tmp_path) == tmp_path / "xla" and configured == folder
+    assert hits == "0" and any((tmp_path / "xla").iterdir())
+    assert int(_child(environ)[1]) >= 1  # the same programs again: read back, not compiled
+
+
+def test_opt_out_user_folder_and_unwritable_root_leave_it_off(tmp_path):
+    assert _child({"ARTDUP_CACHE": str(tmp_path), "ARTDUP_COMPILATION_CACHE": "0"})[0] == "None"
+    assert not (tmp_path / "xla").exists()
+    own = tmp_path / "mine"
+    folder, _, configured = _child({"ARTDUP_CACHE": str(tmp_path), "JAX_COMPILATION_CACHE_DIR": str(own)})
+    assert folder == "None" and configured == str(own) and not (tmp_path / "xla").exists()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert _child({"ARTDUP_CACHE": str(blocker / "cache")})[0] == "None"
+
+
+def test_opt_out_in_this_process_changes_nothing():
+    before = jax.config.jax_compilation_cache_dir
+    assert enable_compilation_cache({"ARTDUP_COMPILATION_CACHE": "0"}) is None
+    assert jax.config.jax_compilation_cache_dir == before
+
+
+def test_the_command_turns_it_on(tmp_path):
+    env = {**os.environ, "ARTDUP_CACHE": str(tmp_path), "PYTHONPATH": str(REPO)}
+    env.pop("ARTDUP_COMPILATION_CACHE", None)
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    out = subprocess.run([sys.executable, "-m", "artdup_jax.cli", "weights", "list"], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / "xla").is_dir()
