@@ -12,6 +12,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+COMPACT_FACTOR = 4  # padded rows / compact rows from which small pairs run compacted
+
 
 def map_flagged(fn, flags, default, args, fraction: int):
     """``fn`` vmapped over the pairs where ``flags`` ``(P,)`` is set, ``default`` (a pytree with leading ``(P,)``)
@@ -45,8 +47,13 @@ def compact(problem):
 def map_flagged_compact(fn, flags, default, problems, args: tuple, fraction: int, compact_rows: int):
     """:func:`map_flagged` of ``fn(problem, *args)`` over a batch of search problems ``problems`` (leading
     ``(P,)``), where the pairs with at most ``compact_rows`` valid matches (the size of their ``subset``) run on
-    their :func:`compact` problem. ``fn`` may use only the problem's points, validity and thresholds."""
-    if problems.src.shape[-2] <= compact_rows:
+    their :func:`compact` problem. ``fn`` may use only the problem's points, validity and thresholds.
+
+    The small and the other pairs then take a loop each; where the padded rows are fewer than
+    :data:`COMPACT_FACTOR` times ``compact_rows``, the rows saved do not pay for the second loop, and every
+    flagged pair runs on all rows.
+    """
+    if problems.src.shape[-2] < COMPACT_FACTOR * compact_rows:
         return map_flagged(fn, flags, default, (problems, *args), fraction)
     small = problems.n_valid <= compact_rows
     out = map_flagged(lambda p, *a: fn(compact(p), *a), flags & small, default, (problems, *args), fraction)

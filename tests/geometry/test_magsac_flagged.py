@@ -15,7 +15,8 @@ from artdup_jax.geometry.magsac_search import Problem
 from tests.geometry.random_models import random_homography
 
 ROWS = 128
-COMPACT_ROWS = 64
+COMPACT_ROWS = 32  # ROWS / COMPACT_ROWS = 4: small pairs run compacted
+BATCH_ROWS = 256  # the batch test: 4 x magsac_search.PREEMPTION_ROWS
 
 
 def test_map_flagged_runs_fn_on_flagged_pairs_only():
@@ -27,7 +28,7 @@ def test_map_flagged_runs_fn_on_flagged_pairs_only():
     np.testing.assert_array_equal(np.asarray(none), -np.arange(10.0))
 
 
-def _problems(n_valid):
+def _problems(n_valid, compact_rows=COMPACT_ROWS):
     """A batch of search problems of random points, ``(P, ROWS, 2)``, whose valid rows are scattered among the
     rows; only the fields that ``compact`` and the functions below read are meaningful."""
 
@@ -40,7 +41,7 @@ def _problems(n_valid):
         valid[p, rng.choice(ROWS, n, replace=False)] = True
     order = sample_order(jnp.asarray(valid))
     counts = jnp.asarray(n_valid, jnp.int32)
-    subset = jax.vmap(lambda o, n: stratified_rows(o, n, COMPACT_ROWS))(order, counts)
+    subset = jax.vmap(lambda o, n: stratified_rows(o, n, compact_rows))(order, counts)
     zeros = jnp.zeros((num,), jnp.float32)
     return Problem(src=jnp.asarray(src), dst=jnp.asarray(dst), valid=jnp.asarray(valid), order=order,
                    schedule=jnp.zeros((num, 0), jnp.float32), subset=subset, thresholds=(zeros, zeros),
@@ -56,7 +57,7 @@ def _moments(problem, weight):
 
 
 def test_compact_problem_holds_every_valid_match_of_a_small_pair():
-    problems = _problems([5, 64, 65, 128])
+    problems = _problems([5, 32, 33, 128])
     small = jax.tree.map(lambda a: a[0], problems)
     squeezed = compact(small)
     assert squeezed.src.shape == (COMPACT_ROWS, 2) and int(squeezed.valid.sum()) == 5
@@ -65,7 +66,7 @@ def test_compact_problem_holds_every_valid_match_of_a_small_pair():
 
 
 def test_map_flagged_compact_equals_full_rows():
-    n_valid = [5, 30, 64, 65, 100, 128, 12, 40]
+    n_valid = [5, 20, 32, 33, 100, 128, 12, 30]
     problems = _problems(n_valid)
     weights = jnp.linspace(0.5, 2.0, len(n_valid))
     flags = jnp.array([1, 1, 1, 1, 1, 1, 0, 1], bool)
@@ -74,8 +75,15 @@ def test_map_flagged_compact_equals_full_rows():
     compacted = map_flagged_compact(_moments, flags, default, problems, (weights,), 2, COMPACT_ROWS)
     np.testing.assert_allclose(np.asarray(compacted[0]), np.asarray(full[0]), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(np.asarray(compacted[1]), np.asarray(full[1]), rtol=1e-5, atol=1e-5)
-    # rows summed over: compact for the flagged pairs with at most 64 valid matches, all rows for the others
-    np.testing.assert_array_equal(np.asarray(compacted[2]), [64, 64, 64, 128, 128, 128, 0, 64])
+    # rows summed over: compact for the flagged pairs with at most 32 valid matches, all rows for the others
+    np.testing.assert_array_equal(np.asarray(compacted[2]), [32, 32, 32, 128, 128, 128, 0, 32])
+
+
+def test_fewer_padded_rows_than_the_compact_factor_run_all_rows():
+    problems = _problems([5, 20, 100], compact_rows=64)  # 128 rows < 4 x 64
+    default = (jnp.zeros((3,)), jnp.zeros((3,)), jnp.zeros((3,), jnp.int32))
+    out = map_flagged_compact(_moments, jnp.ones((3,), bool), default, problems, (jnp.ones((3,)),), 2, 64)
+    np.testing.assert_array_equal(np.asarray(out[2]), [128, 128, 128])
 
 
 def test_grouped_batch_with_small_match_sets_equals_each_pair_on_all_rows():
@@ -83,17 +91,17 @@ def test_grouped_batch_with_small_match_sets_equals_each_pair_on_all_rows():
     vmapped one-pair function, which always uses all rows."""
     rng = np.random.default_rng(3)
     num = 16
-    src = np.zeros((num, ROWS, 2), np.float32)
-    dst = np.zeros((num, ROWS, 2), np.float32)
-    valid = np.zeros((num, ROWS), bool)
+    src = np.zeros((num, BATCH_ROWS, 2), np.float32)
+    dst = np.zeros((num, BATCH_ROWS, 2), np.float32)
+    valid = np.zeros((num, BATCH_ROWS), bool)
     for p in range(num):
-        n = int(rng.integers(20, 60)) if p % 4 else int(rng.integers(70, ROWS))
+        n = int(rng.integers(20, 60)) if p % 4 else int(rng.integers(70, BATCH_ROWS))
         H = random_homography(rng)
         points = rng.uniform(0, 640, (n, 2))
         moved = cv2.perspectiveTransform(points[None], H)[0] + rng.normal(0, 0.7, (n, 2))
         junk = rng.random(n) < 0.3
         moved[junk] = rng.uniform(0, 640, (junk.sum(), 2))
-        rows = rng.choice(ROWS, n, replace=False)
+        rows = rng.choice(BATCH_ROWS, n, replace=False)
         src[p, rows], dst[p, rows], valid[p, rows] = points, moved, True
     batch = jax.device_get(magsac_homographies(src, dst, valid, threshold=3.0, seed=7))
     single = jax.device_get(jax.jit(jax.vmap(functools.partial(magsac_pair, threshold=3.0, seed=7)))(src, dst, valid))
