@@ -29,7 +29,9 @@ The estimator, per pair:
 :func:`magsac_pair` is one pair as a pure function (jit it, vmap it; its steps are in
 :mod:`artdup_jax.geometry.magsac_pipeline`); :func:`magsac_homographies` is the
 batched, jitted API, whose search advances the unfinished pairs a group at a time so that a few hard pairs
-do not hold up a large batch, and whose local optimisation and refit run only on the pairs that need them;
+do not hold up a large batch, and whose local optimisation, polish and refit run only on the pairs that need
+them, a small match set on its own rows rather than on the padded batch's
+(:mod:`artdup_jax.geometry.magsac_flagged`);
 :func:`find_homography_magsac` is the OpenCV-like NumPy wrapper.
 
 The reference ``threshold`` sets only the stopping rule and the returned inlier mask (as OpenCV's USAC
