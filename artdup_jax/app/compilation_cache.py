@@ -8,7 +8,8 @@ so a stale entry is never used), in ``xla/`` under the tool's cache root (``$ART
 ``$XDG_CACHE_HOME/artdup-jax``, else ``~/.cache/artdup-jax``), bounded to :data:`MAX_BYTES` (least recently used
 entries go first). Only programs whose compilation took at least a second are written. It stays off where
 ``ARTDUP_COMPILATION_CACHE=0``, where the user already gave JAX a cache folder (``JAX_COMPILATION_CACHE_DIR``,
-which is then used as is), and where the folder cannot be created (the command then runs without it). Library
+which is then used as is), and where the folder cannot be created or the ``filelock`` package (a dependency,
+which JAX needs to bound the size) is missing: the command then runs without it. Library
 callers are left alone: only the command turns it on.
 """
 
@@ -34,6 +35,10 @@ def enable_compilation_cache(environ=os.environ, root: str | os.PathLike | None 
     """Point JAX's persistent compilation cache at :func:`compilation_cache_dir`; the folder, or None where it
     stays off (opted out, already configured by the user, or not writable)."""
     if environ.get(OPT_OUT, "1") == "0" or jax.config.jax_compilation_cache_dir:
+        return None
+    try:  # JAX bounds the cache's size under a file lock; without it every read would warn
+        import filelock  # noqa: F401
+    except ImportError:
         return None
     folder = compilation_cache_dir(root)
     try:

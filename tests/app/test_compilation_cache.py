@@ -53,6 +53,18 @@ def test_opt_out_user_folder_and_unwritable_root_leave_it_off(tmp_path):
     assert _child({"ARTDUP_CACHE": str(blocker / "cache")})[0] == "None"
 
 
+def test_without_filelock_it_stays_off(tmp_path):
+    """JAX needs ``filelock`` to bound the cache; without it every cache read would print a warning."""
+    hidden = tmp_path / "hide"
+    hidden.mkdir()
+    (hidden / "sitecustomize.py").write_text("import sys\nsys.modules['filelock'] = None\n")
+    env = {key: value for key, value in os.environ.items() if key != "JAX_COMPILATION_CACHE_DIR"}
+    env.update({"PYTHONPATH": f"{hidden}{os.pathsep}{REPO}", "ARTDUP_CACHE": str(tmp_path / "root")})
+    out = subprocess.run([sys.executable, "-c", _CHILD], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[0] == "None" and "filelock" not in out.stderr
+
+
 def test_opt_out_in_this_process_changes_nothing():
     before = jax.config.jax_compilation_cache_dir
     assert enable_compilation_cache({"ARTDUP_COMPILATION_CACHE": "0"}) is None
