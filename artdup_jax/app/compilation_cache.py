@@ -9,8 +9,8 @@ so a stale entry is never used), in ``xla/`` under the tool's cache root (``$ART
 entries go first). Only programs whose compilation took at least a second are written. It stays off where
 ``ARTDUP_COMPILATION_CACHE=0``, where the user already gave JAX a cache folder (``JAX_COMPILATION_CACHE_DIR``,
 which is then used as is), and where the folder cannot be created or the ``filelock`` package (a dependency,
-which JAX needs to bound the size) is missing: the command then runs without it. Library
-callers are left alone: only the command turns it on.
+which JAX needs to bound the size) is missing: the command then runs without it. Library callers are left
+alone: only the command turns it on.
 """
 
 from __future__ import annotations
