@@ -31,7 +31,7 @@ def compilation_cache_dir(root: str | os.PathLike | None = None) -> Path:
     return cache_root(root) / "xla"
 
 
-def enable_compilation_cache(environ=os.environ, root: str | os.PathLike | None = None) -> Path | None:
+def enable_compilation_cache(environ=os.environ) -> Path | None:
     """Point JAX's persistent compilation cache at :func:`compilation_cache_dir`; the folder, or None where it
     stays off (opted out, already configured by the user, or not writable)."""
     if environ.get(OPT_OUT, "1") == "0" or jax.config.jax_compilation_cache_dir:
@@ -40,7 +40,7 @@ def enable_compilation_cache(environ=os.environ, root: str | os.PathLike | None 
         import filelock  # noqa: F401
     except ImportError:
         return None
-    folder = compilation_cache_dir(root)
+    folder = compilation_cache_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:

@@ -26,12 +26,20 @@ print(folder, len(hits), jax.config.jax_compilation_cache_dir)
 """
 
 
-def _child(environ: dict) -> list[str]:
-    env = {key: value for key, value in os.environ.items() if key != "JAX_COMPILATION_CACHE_DIR"}
-    env.update({"PYTHONPATH": str(REPO), **environ})
-    out = subprocess.run([sys.executable, "-c", _CHILD], env=env, capture_output=True, text=True, timeout=300)
+def _run(arguments: list[str], environ: dict, path_prefix: Path | None = None) -> subprocess.CompletedProcess:
+    """A child Python with this checkout importable (after ``path_prefix``), without the user's JAX cache folder
+    unless ``environ`` gives one; it must succeed."""
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("JAX_COMPILATION_CACHE_DIR", "ARTDUP_COMPILATION_CACHE")}
+    path = str(REPO) if path_prefix is None else f"{path_prefix}{os.pathsep}{REPO}"
+    env.update({"PYTHONPATH": path, **environ})
+    out = subprocess.run([sys.executable, *arguments], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    return out.stdout.split()
+    return out
+
+
+def _child(environ: dict) -> list[str]:
+    return _run(["-c", _CHILD], environ).stdout.split()
 
 
 def test_second_process_reads_the_compiled_program_back(tmp_path):
@@ -58,10 +66,7 @@ def test_without_filelock_it_stays_off(tmp_path):
     hidden = tmp_path / "hide"
     hidden.mkdir()
     (hidden / "sitecustomize.py").write_text("import sys\nsys.modules['filelock'] = None\n")
-    env = {key: value for key, value in os.environ.items() if key != "JAX_COMPILATION_CACHE_DIR"}
-    env.update({"PYTHONPATH": f"{hidden}{os.pathsep}{REPO}", "ARTDUP_CACHE": str(tmp_path / "root")})
-    out = subprocess.run([sys.executable, "-c", _CHILD], env=env, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
+    out = _run(["-c", _CHILD], {"ARTDUP_CACHE": str(tmp_path / "root")}, path_prefix=hidden)
     assert out.stdout.split()[0] == "None" and "filelock" not in out.stderr
 
 
@@ -72,10 +77,5 @@ def test_opt_out_in_this_process_changes_nothing():
 
 
 def test_the_command_turns_it_on(tmp_path):
-    env = {**os.environ, "ARTDUP_CACHE": str(tmp_path), "PYTHONPATH": str(REPO)}
-    env.pop("ARTDUP_COMPILATION_CACHE", None)
-    env.pop("JAX_COMPILATION_CACHE_DIR", None)
-    out = subprocess.run([sys.executable, "-m", "artdup_jax.cli", "weights", "list"], env=env, capture_output=True,
-                         text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
+    _run(["-m", "artdup_jax.cli", "weights", "list"], {"ARTDUP_CACHE": str(tmp_path)})
     assert (tmp_path / "xla").is_dir()
